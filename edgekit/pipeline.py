@@ -1,0 +1,321 @@
+"""``compress``: the main job, from a Keras model + data + target to a validated ``.tflite``.
+
+The parent process (this module) resolves the target and settings, scans the model file without
+deserializing it, loads and checks the data, then hands the TensorFlow work to one child process
+(:func:`_compress_job`): load the model onto tf_keras, measure the float baseline, run the
+training stages, convert, verify the conversion and measure the result with the real interpreter.
+The parent writes ``model.tflite`` and the reports atomically.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .child import run_in_child
+from .errors import ConfigError, DataError
+from .fsutil import atomic_write_bytes, ensure_writable_dir, gzip_size, sha256_bytes, sha256_file
+from .stages.convert import NEEDS_CALIBRATION, check_mode
+from .versions import tool_versions
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class CompressSettings:
+    """The resolved settings of one compress run (target defaults < recipe < flags)."""
+
+    quantize: str = "int8"
+    io_dtype: str = "float32"
+    qat: bool = False
+    prune: float = 0.0
+    structured: str | None = None
+    clusters: int | None = None
+    epochs: int = 2
+    tensorboard: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_settings(target: Any, *, recipe: str | None, flags: dict[str, Any]) -> CompressSettings:
+    """Merge the target's default recipe, an optional recipe file and CLI flags (in that order)."""
+    settings = CompressSettings()
+    layers: list[tuple[str, dict[str, Any]]] = []
+    defaults = getattr(target, "default_recipe", None)
+    if defaults is not None:
+        layers.append((f"target {target.name}", _as_dict(defaults)))
+    if recipe:
+        from .recipe import load_recipe_overrides  # provided by the recipe module
+
+        layers.append((f"recipe {recipe}", load_recipe_overrides(recipe)))
+    layers.append(("flags", {k: v for k, v in flags.items() if v is not None}))
+    for source, values in layers:
+        for key, value in values.items():
+            if hasattr(settings, key) and key != "sources" and value is not None:
+                setattr(settings, key, value)
+                settings.sources[key] = source
+    check_mode(settings.quantize, settings.io_dtype if settings.quantize == "int8" else "float32")
+    if settings.quantize != "int8":
+        settings.io_dtype = "float32"
+    if not 0.0 <= float(settings.prune) < 1.0:
+        raise ConfigError(f"--prune {settings.prune} is outside [0, 1)", hint="use a sparsity such as 0.5")
+    return settings
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump()
+    if isinstance(obj, dict):
+        return dict(obj)
+    return dict(vars(obj))
+
+
+@dataclass
+class JobSpec:
+    """Everything the child process needs (plain, picklable data)."""
+
+    model_path: str
+    trust_model: bool
+    data_spec: str | None
+    settings: CompressSettings
+    progress: bool
+    target_name: str
+
+
+def _log(spec: JobSpec, text: str) -> None:
+    if spec.progress:
+        print(f"[edgekit] {text}", file=sys.stderr, flush=True)
+
+
+def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+    if pred.ndim == 2 and pred.shape[1] > 1:
+        return float(np.mean(np.argmax(pred, axis=1) == y))
+    return float(np.mean((pred.reshape(-1) > 0.5).astype(np.int64) == y))
+
+
+def _parity(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
+    diff = np.abs(ref.astype(np.float64) - got.astype(np.float64))
+    noise = np.sum((ref.astype(np.float64) - got.astype(np.float64)) ** 2)
+    signal = np.sum(ref.astype(np.float64) ** 2)
+    sqnr = float("inf") if noise == 0 else float(10 * np.log10(signal / noise))
+    agree = float(np.mean(np.argmax(ref, 1) == np.argmax(got, 1))) if ref.ndim == 2 and ref.shape[1] > 1 else None
+    return {"max_abs_diff": float(diff.max()) if diff.size else 0.0, "sqnr_db": sqnr, "top1_agreement": agree}
+
+
+def run_training_stages(model: Any, ds: Any, settings: CompressSettings, *, progress: bool) -> tuple[Any, list[dict]]:
+    """Pruning / clustering / QAT, in that order, on a tf_keras model (inside the child).
+
+    Returns the model to convert and one stage record per stage run.
+    """
+    if settings.prune or settings.structured or settings.clusters or settings.qat:
+        try:
+            from .stages.train import run_stages  # the compression stages (pruning, clustering, QAT)
+        except ImportError as exc:
+            raise ConfigError("pruning, clustering and QAT are not available in this build",
+                              hint="use --prune 0 --no-qat") from exc
+        return run_stages(model, ds, settings, progress=progress)
+    return model, []
+
+
+def _compress_job(spec: JobSpec) -> dict[str, Any]:  # runs in the child process
+    from .data import load_dataset, representative_samples, validate_for_model
+    from .interp import predict_tflite
+    from .keras_backend import load_model
+    from .stages.convert import convert_keras, verify_conversion
+
+    stages: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    _log(spec, f"loading {spec.model_path}")
+    loaded = load_model(spec.model_path, trust_model=spec.trust_model)
+    model = loaded.model
+    info = dict(loaded.info)
+    stages.append({"name": "load", "seconds": round(time.perf_counter() - t0, 3), "cached": False,
+                   "metrics": {k: info.get(k) for k in ("format", "saved_by", "ported", "port_max_abs_diff")}})
+
+    ds = load_dataset(spec.data_spec) if spec.data_spec else None
+    settings = spec.settings
+    baseline_acc = None
+    if ds is not None:
+        output_units = int(model.outputs[0].shape[-1]) if model.outputs[0].shape[-1] is not None else None
+        validate_for_model(ds, input_shape=tuple(model.inputs[0].shape[1:]), output_units=output_units,
+                           source=spec.data_spec)
+        if ds.task == "classification":
+            t = time.perf_counter()
+            keras_pred = np.asarray(model.predict(ds.x_test, batch_size=256, verbose=0))
+            baseline_acc = _accuracy(keras_pred, ds.y_test)
+            stages.append({"name": "baseline", "seconds": round(time.perf_counter() - t, 3), "cached": False,
+                           "metrics": {"accuracy": baseline_acc}})
+
+    t = time.perf_counter()
+    _log(spec, "converting the float32 baseline")
+    float_bytes = convert_keras(model, mode="float32")
+    float_ref = None
+    if ds is not None:
+        float_ref = predict_tflite(float_bytes, ds.x_test)
+    stages.append({"name": "convert-float32", "seconds": round(time.perf_counter() - t, 3), "cached": False,
+                   "metrics": {"tflite_bytes": len(float_bytes)}})
+
+    model, train_records = run_training_stages(model, ds, settings, progress=spec.progress)
+    stages.extend(train_records)
+
+    representative = None
+    if settings.quantize in NEEDS_CALIBRATION:
+        if ds is None:
+            raise ConfigError(f"--quantize {settings.quantize} needs calibration data",
+                              hint="pass --data (an .npz or builtin:NAME)")
+        representative = representative_samples(ds, count=200)
+        bad = ~np.isfinite(representative.reshape(len(representative), -1)).all(axis=1)
+        if bad.any():
+            raise DataError(f"calibration sample {int(np.argmax(bad))} of {spec.data_spec} contains NaN or inf",
+                            hint="clean the training data")
+    t = time.perf_counter()
+    _log(spec, f"converting ({settings.quantize}, {settings.io_dtype} I/O)")
+    if settings.quantize == "float32" and not train_records:
+        result_bytes = float_bytes
+    else:
+        result_bytes = convert_keras(model, mode=settings.quantize, io_dtype=settings.io_dtype,
+                                     representative=representative)
+    tensors = verify_conversion(result_bytes, mode=settings.quantize, io_dtype=settings.io_dtype)
+    stages.append({"name": f"convert-{settings.quantize}", "seconds": round(time.perf_counter() - t, 3),
+                   "cached": False, "metrics": {"tflite_bytes": len(result_bytes), "tensors": tensors["tensors"],
+                                                "io": {"inputs": tensors["inputs"], "outputs": tensors["outputs"]}}})
+
+    result_acc = parity = None
+    if ds is not None:
+        t = time.perf_counter()
+        _log(spec, "measuring the result with the LiteRT interpreter")
+        pred = predict_tflite(result_bytes, ds.x_test)
+        if ds.task == "classification":
+            result_acc = _accuracy(pred, ds.y_test)
+        parity = _parity(float_ref, pred) if float_ref is not None else None
+        stages.append({"name": "validate", "seconds": round(time.perf_counter() - t, 3), "cached": False,
+                       "metrics": {"accuracy": result_acc, "parity_vs_float32_tflite": parity}})
+    return {
+        "load_info": info,
+        "baseline_accuracy": baseline_acc,
+        "float_bytes": len(float_bytes),
+        "result_bytes": result_bytes,
+        "result_accuracy": result_acc,
+        "parity": parity,
+        "stages": stages,
+        "data": None if ds is None else {"spec": spec.data_spec, "fingerprint": ds.fingerprint,
+                                         "train": int(len(ds.x_train)), "test": int(len(ds.x_test)),
+                                         "task": ds.task},
+    }
+
+
+def _target_checks(target: Any, report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Budget checks against the target profile: size, accuracy drop (and more as analysis allows)."""
+    checks: list[dict[str, Any]] = []
+    budgets = getattr(target, "budgets", None)
+    res = report["result"]
+    max_bytes = getattr(budgets, "max_model_bytes", None)
+    if max_bytes:
+        checks.append({"name": "model_size", "value": res["tflite_bytes"], "limit": max_bytes,
+                       "passed": res["tflite_bytes"] <= max_bytes})
+    max_drop = getattr(budgets, "max_accuracy_drop", None)
+    base_acc = report["baseline"]["accuracy"]
+    if max_drop is not None and base_acc is not None and res["accuracy"] is not None:
+        drop = round(base_acc - res["accuracy"], 6)
+        checks.append({"name": "accuracy_drop", "value": drop, "limit": max_drop, "passed": drop <= max_drop})
+    return checks
+
+
+def compress(*, model: str, target: str | None = None, data: str | None = None, recipe: str | None = None,
+             prune: float | None = None, structured: str | None = None, clusters: int | None = None,
+             qat: bool | None = None, quantize: str | None = None, io_dtype: str | None = None,
+             epochs: int | None = None, tensorboard: str | None = None, output: str = "edgekit-out",
+             dry_run: bool = False, trust_model: bool = False, use_cache: bool = True,
+             progress: bool = True) -> dict[str, Any]:
+    """Compress a Keras model for a target and write ``model.tflite`` + reports into ``output``.
+
+    Args:
+        model: path to a ``.keras`` / ``.h5`` file or a SavedModel directory.
+        target: built-in target name or a profile YAML path (default :data:`edgekit.targets.DEFAULT_TARGET`).
+        data: dataset spec (``.npz`` path or ``builtin:NAME``); needed for int8 calibration and accuracy.
+        recipe: optional recipe YAML (target defaults < recipe < these keyword arguments).
+        prune, structured, clusters, qat, quantize, io_dtype, epochs, tensorboard: stage settings.
+        output: output directory (created; must be writable).
+        dry_run: only resolve and print the plan.
+        trust_model: allow models with Lambda layers / custom objects (runs their code).
+        use_cache: reuse finished stages from the stage cache.
+        progress: print progress to stderr.
+
+    Returns:
+        The report (``report.json`` content) as a dict; ``report["passed"]`` is the verdict.
+    """
+    from .keras_backend import scan_model_file
+    from .targets import DEFAULT_TARGET, load_target
+
+    started = time.perf_counter()
+    tgt = load_target(target or DEFAULT_TARGET)
+    flags = {"quantize": quantize, "io_dtype": io_dtype, "qat": qat, "prune": prune, "structured": structured,
+             "clusters": clusters, "epochs": epochs, "tensorboard": tensorboard}
+    settings = resolve_settings(tgt, recipe=recipe, flags=flags)
+    if not os.path.exists(model):
+        raise ConfigError(f"model {model} does not exist", hint="pass a .keras, .h5 or SavedModel directory")
+    scan = scan_model_file(model, trust_model=trust_model)
+    if data is not None:
+        from .data import load_dataset
+
+        load_dataset(data)  # fail fast on a bad dataset before starting TensorFlow
+    elif settings.quantize in NEEDS_CALIBRATION:
+        raise ConfigError(f"--quantize {settings.quantize} needs calibration data",
+                          hint="pass --data (an .npz or builtin:fashion-mnist|digits|basic-motions)")
+    if dry_run:
+        return {"schema_version": SCHEMA_VERSION, "dry_run": True, "target": tgt.name,
+                "settings": asdict(settings), "model_scan": scan}
+    out_dir = ensure_writable_dir(output)
+
+    spec = JobSpec(model_path=str(model), trust_model=trust_model, data_spec=data, settings=settings,
+                   progress=progress, target_name=tgt.name)
+    job = run_in_child(_compress_job, spec, what=f"compressing {model}", timeout=None)
+
+    result_bytes: bytes = job.pop("result_bytes")
+    tflite_path = out_dir / "model.tflite"
+    atomic_write_bytes(tflite_path, result_bytes)
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "compress",
+        "target": tgt.name,
+        "target_family": tgt.family,
+        "passed": True,
+        "input": {"path": str(model), "sha256": sha256_file(model), "format": job["load_info"].get("format"),
+                  "saved_by": job["load_info"].get("saved_by"), "ported_to_tf_keras": job["load_info"].get("ported"),
+                  "port_max_abs_diff": job["load_info"].get("port_max_abs_diff")},
+        "data": job["data"],
+        "settings": {k: v for k, v in asdict(settings).items() if k != "sources"},
+        "settings_sources": settings.sources,
+        "baseline": {"accuracy": job["baseline_accuracy"], "tflite_float32_bytes": job["float_bytes"]},
+        "result": {"path": str(tflite_path), "sha256": sha256_bytes(result_bytes),
+                   "quantization": settings.quantize, "io_dtype": settings.io_dtype,
+                   "accuracy": job["result_accuracy"], "tflite_bytes": len(result_bytes),
+                   "tflite_gzip_bytes": gzip_size(result_bytes), "sparsity": _sparsity(job),
+                   "parity_vs_float32": job["parity"]},
+        "stages": job["stages"],
+        "latency": {"p50_ms": None, "source": None},
+        "checks": [],
+        "versions": tool_versions(),
+        "command": "edgekit compress " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["compress"] else None,
+        "seconds": None,
+    }
+    report["checks"] = _target_checks(tgt, report)
+    report["passed"] = all(c["passed"] for c in report["checks"])
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    from .report.writer import write_reports
+
+    write_reports(report, out_dir)
+    return report
+
+
+def _sparsity(job: dict[str, Any]) -> float:
+    for stage in job["stages"]:
+        value = stage.get("metrics", {}).get("sparsity")
+        if value is not None:
+            return float(value)
+    return 0.0

@@ -1,0 +1,24 @@
+"""Write a report in all its forms (JSON, Markdown, HTML) into a directory, atomically."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..fsutil import atomic_write_text
+from .markdown import render_markdown
+
+
+def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
+    out = Path(out_dir)
+    paths = {
+        "json": atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=str) + "\n"),
+        "md": atomic_write_text(out / "report.md", render_markdown(report)),
+    }
+    try:
+        from .html import render_html
+    except ImportError:
+        return paths
+    paths["html"] = atomic_write_text(out / "report.html", render_html(report))
+    return paths
