@@ -16,8 +16,11 @@ __all__ = [
 
 
 def __getattr__(name: str):  # lazy re-export of api functions, keeps `import edgekit` light
-    from . import api
+    import importlib
 
+    if name.startswith("__"):
+        raise AttributeError(name)
+    api = importlib.import_module(".api", __name__)
     if hasattr(api, name):
         return getattr(api, name)
     raise AttributeError(f"module 'edgekit' has no attribute {name!r}")

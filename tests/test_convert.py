@@ -40,7 +40,7 @@ def conversions(tiny_keras_model, digits_npz):
 # (mode/io, max abs diff vs Keras allowed, min top-1 agreement): float modes are near-exact,
 # 8/16-bit modes are judged by agreement since their error is quantization noise by design.
 CASES = [("float32/float32", 1e-5, 1.0), ("float16/float32", 5e-3, 0.99), ("dynamic/float32", 0.1, 0.97),
-         ("int8/float32", 0.2, 0.95), ("int8/int8", 0.2, 0.95), ("int16x8/float32", 0.02, 0.99)]
+         ("int8/float32", 0.2, 0.95), ("int8/int8", 0.2, 0.95), ("int16x8/float32", 0.05, 0.99)]
 
 
 @pytest.mark.parametrize("key,max_diff,min_agree", CASES)
