@@ -8,3 +8,6 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     openssh-server openssh-client qemu-user-static chromium dataset-fashion-mnist
+# Emulation (edgekit emulator setup): qemu-aarch64 plus the Debian archive keyring that verifies the
+# arm64 packages fetched under edgekit's private apt configuration (needed on Ubuntu runners).
+$SUDO apt-get install -y -q --no-install-recommends qemu-user-static debian-archive-keyring
