@@ -8,3 +8,7 @@ from __future__ import annotations
 from .pipeline import compress  # noqa: F401
 
 # Areas add their one-line re-export below (keep alphabetical by module).
+from .analysis.inspection import inspect, list_targets, load_target  # noqa: F401
+from .bench.run import benchmark  # noqa: F401
+from .gate import check  # noqa: F401
+from .validate import validate  # noqa: F401

@@ -102,3 +102,34 @@ def tiny_tflite_int8(tiny_keras_model, digits_npz, artifacts_dir) -> Path:
 def tiny_tflite_float32(tiny_keras_model, digits_npz, artifacts_dir) -> Path:
     """float32 conversion of :func:`tiny_keras_model`."""
     return _convert(tiny_keras_model, digits_npz, artifacts_dir, "float32", "float32")
+
+
+# --- QEMU emulation (issue 8): one emulated Raspberry Pi environment, built once and kept ------------
+os.environ.setdefault("EDGEKIT_EMULATOR_DIR", str(Path.home() / ".cache" / "edgekit-test" / "emulator"))
+
+
+@pytest.fixture(scope="session")
+def emu_env():
+    """The rpi4 emulator environment (shared by every Pi target: same runtime); built once, then cached."""
+    import time
+
+    from edgekit import emulator
+
+    started = time.monotonic()
+    env = emulator.setup(target="rpi4")
+    if env.built:  # visible with -rP / in the CI log: the one-off cost
+        print(f"emulator setup built {env.name} in {time.monotonic() - started:.1f} s")
+    return env
+
+
+# --- compression stages (issue 3): keep the stage cache out of the user's cache directory --------
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_stage_cache(tmp_path_factory):
+    """Every test session gets its own ``$EDGEKIT_CACHE_DIR`` (inherited by CLI subprocesses)."""
+    old = os.environ.get("EDGEKIT_CACHE_DIR")
+    os.environ["EDGEKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("edgekit-cache"))
+    yield
+    if old is None:
+        os.environ.pop("EDGEKIT_CACHE_DIR", None)
+    else:
+        os.environ["EDGEKIT_CACHE_DIR"] = old

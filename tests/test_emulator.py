@@ -31,16 +31,6 @@ PI_CPUS = {"rpi-zero2w": "cortex-a53", "rpi3": "cortex-a53", "rpi4": "cortex-a72
 
 
 @pytest.fixture(scope="session")
-def emu_env() -> emulator.EmulatorEnv:
-    """The rpi4 environment (shared by every Pi target: same runtime); built once, then cached."""
-    started = time.monotonic()
-    env = emulator.setup(target="rpi4")
-    if env.built:  # visible with -rP / in the CI log: the one-off cost
-        print(f"emulator setup built {env.name} in {time.monotonic() - started:.1f} s")
-    return env
-
-
-@pytest.fixture(scope="session")
 def digits_x(digits_npz) -> np.ndarray:
     with np.load(digits_npz) as d:
         return d["x_test"][:200]
