@@ -18,8 +18,11 @@ from .errors import ChildCrash, EdgekitError
 
 def _child_main(conn, fn, args, kwargs, env):  # pragma: no cover - runs in the child
     os.environ.update(env)
+    from .report.quiet_tf import quiet_child
+
     try:
-        result = fn(*args, **kwargs)
+        with quiet_child():
+            result = fn(*args, **kwargs)
         conn.send(("ok", result))
     except EdgekitError as exc:
         conn.send(("edgekit", exc))

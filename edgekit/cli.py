@@ -31,6 +31,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         debug = bool(kwargs.get("debug")) or os.environ.get("EDGEKIT_DEBUG") == "1"
         if debug:
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+            os.environ["EDGEKIT_DEBUG"] = "1"  # child processes keep TensorFlow's full logs
         try:
             return fn(*args, **kwargs)
         except EdgekitError as exc:
@@ -99,12 +100,13 @@ def compress(model: str, target: str | None, data: str | None, recipe: str | Non
     """Compress MODEL for a target: prune, QAT, convert, validate, report."""
     from . import api
     from .report.console import print_compress_summary
+    from .report.progress import progress_enabled
 
     report = api.compress(
         model=model, target=target, data=data, recipe=recipe, prune=prune, structured=structured,
         clusters=clusters, qat=qat, quantize=quantize, io_dtype=io_dtype, epochs=epochs,
         tensorboard=tensorboard, output=output, dry_run=dry_run, trust_model=trust_model,
-        use_cache=not no_cache, progress=not (quiet or as_json),
+        use_cache=not no_cache, progress=progress_enabled(quiet=quiet, as_json=as_json),
     )
     if as_json:
         _emit_json(report)

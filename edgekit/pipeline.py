@@ -40,25 +40,34 @@ class CompressSettings:
     epochs: int = 2
     tensorboard: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    # compression stages (edgekit.recipe / edgekit.stages.train)
+    recipe: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    use_cache: bool = True
+    cache_dir: str | None = None
+    input_sha256: str | None = None
+    data_spec: str | None = None
+    target_name: str | None = None
+    target_runtime: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_settings(target: Any, *, recipe: str | None, flags: dict[str, Any]) -> CompressSettings:
     """Merge the target's default recipe, an optional recipe file and CLI flags (in that order)."""
-    settings = CompressSettings()
-    layers: list[tuple[str, dict[str, Any]]] = []
-    defaults = getattr(target, "default_recipe", None)
-    if defaults is not None:
-        layers.append((f"target {target.name}", _as_dict(defaults)))
-    if recipe:
-        from .recipe import load_recipe_overrides  # provided by the recipe module
+    from .preflight import check_target
+    from .recipe import resolve_recipe
 
-        layers.append((f"recipe {recipe}", load_recipe_overrides(recipe)))
-    layers.append(("flags", {k: v for k, v in flags.items() if v is not None}))
-    for source, values in layers:
-        for key, value in values.items():
-            if hasattr(settings, key) and key != "sources" and value is not None:
-                setattr(settings, key, value)
-                settings.sources[key] = source
+    resolved = resolve_recipe(target_name=getattr(target, "name", None),
+                              target_defaults=getattr(target, "default_recipe", None), recipe_path=recipe,
+                              flags={k: v for k, v in flags.items() if k != "tensorboard"})
+    rec = resolved.recipe
+    settings = CompressSettings(
+        quantize=rec.convert.quantize, io_dtype=rec.convert.io_dtype, qat="qat" in rec.stages,
+        prune=rec.prune.effective_sparsity if "prune" in rec.stages else 0.0,
+        structured=rec.prune.structured if "prune" in rec.stages else None,
+        clusters=rec.cluster.clusters if "cluster" in rec.stages else None, epochs=rec.train.epochs,
+        tensorboard=flags.get("tensorboard"), sources=dict(resolved.sources), recipe=rec.model_dump(),
+        notes=list(resolved.notes) + check_target(rec, target), target_name=getattr(target, "name", None),
+        target_runtime=_as_dict(target.runtime) if getattr(target, "runtime", None) is not None else {})
     check_mode(settings.quantize, settings.io_dtype if settings.quantize == "int8" else "float32")
     if settings.quantize != "int8":
         settings.io_dtype = "float32"
@@ -88,8 +97,9 @@ class JobSpec:
 
 
 def _log(spec: JobSpec, text: str) -> None:
-    if spec.progress:
-        print(f"[edgekit] {text}", file=sys.stderr, flush=True)
+    from .report.progress import note
+
+    note(text, enabled=spec.progress)
 
 
 def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
@@ -112,7 +122,7 @@ def run_training_stages(model: Any, ds: Any, settings: CompressSettings, *, prog
 
     Returns the model to convert and one stage record per stage run.
     """
-    if settings.prune or settings.structured or settings.clusters or settings.qat:
+    if settings.recipe.get("stages") or settings.prune or settings.structured or settings.clusters or settings.qat:
         try:
             from .stages.train import run_stages  # the compression stages (pruning, clustering, QAT)
         except ImportError as exc:
@@ -134,6 +144,11 @@ def _compress_job(spec: JobSpec) -> dict[str, Any]:  # runs in the child process
     loaded = load_model(spec.model_path, trust_model=spec.trust_model)
     model = loaded.model
     info = dict(loaded.info)
+    if info.get("nested_models"):  # tfmot cannot prune/quantize a model nested inside another
+        from .keras_backend import flatten_nested
+
+        model = flatten_nested(model)
+        info["flattened"] = True
     stages.append({"name": "load", "seconds": round(time.perf_counter() - t0, 3), "cached": False,
                    "metrics": {k: info.get(k) for k in ("format", "saved_by", "ported", "port_max_abs_diff")}})
 
@@ -184,6 +199,12 @@ def _compress_job(spec: JobSpec) -> dict[str, Any]:  # runs in the child process
     stages.append({"name": f"convert-{settings.quantize}", "seconds": round(time.perf_counter() - t, 3),
                    "cached": False, "metrics": {"tflite_bytes": len(result_bytes), "tensors": tensors["tensors"],
                                                 "io": {"inputs": tensors["inputs"], "outputs": tensors["outputs"]}}})
+    if train_records:  # did the pruned zeros survive conversion? (int8 zeros in the .tflite weights)
+        from .stages.train import verify_export
+
+        sparsity_check = verify_export(result_bytes, train_records)
+        if sparsity_check is not None:
+            stages[-1]["metrics"]["sparsity_check"] = sparsity_check
 
     result_acc = parity = None
     if ds is not None:
@@ -209,11 +230,53 @@ def _compress_job(spec: JobSpec) -> dict[str, Any]:  # runs in the child process
     }
 
 
-def _target_checks(target: Any, report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Budget checks against the target profile: size, accuracy drop (and more as analysis allows)."""
+def _device_facts(target: Any, tflite_path: Path, *, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the target would make of the result: op support, memory fit, latency.
+
+    Uses the same analysis as ``edgekit inspect`` (TFLite Micro's own arena figure where it loads
+    the model) and a short host benchmark at the target's thread count. The target latency is an
+    estimate and is labelled so; the host measurement is reported beside it, never in its place.
+    """
+    from .analysis.inspection import inspect as inspect_model
+    from .bench.run import benchmark
+
+    doc = inspect_model(model=str(tflite_path), targets=[target])
+    fit = doc["targets"][target.name]
+    fit["arena_bytes"] = doc.get("arena_bytes", fit.get("arena_bytes"))
+    fit["arena_source"] = doc.get("arena_source", fit.get("arena_source"))
+    latency: dict[str, Any] = {"p50_ms": fit.get("latency_ms"), "source": fit.get("latency_source"),
+                               "threads": fit.get("threads"), "host": None}
+    if target.family != "iot":  # an MCU model says nothing useful about a desktop CPU's speed
+        host = benchmark(model=str(tflite_path), threads=fit.get("threads") or 1, runs=50, warmup=5,
+                         min_time=0.5, max_time=20.0)
+        host = host[0] if isinstance(host, list) else host
+        latency["host"] = {"p50_ms": host["latency_ms"]["p50"], "p90_ms": host["latency_ms"]["p90"],
+                           "threads": host.get("threads"), "runtime": host.get("runtime"),
+                           "machine": host.get("machine"), "source": host.get("source")}
+    return fit, latency
+
+
+def _target_checks(target: Any, report: dict[str, Any], fit: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Budget checks against the target profile: ops, size, flash/RAM fit, latency, accuracy drop."""
     checks: list[dict[str, Any]] = []
     budgets = getattr(target, "budgets", None)
     res = report["result"]
+    if fit is not None:
+        checks.append({"name": "ops_supported", "value": ", ".join(fit["unsupported_ops"]) or "all",
+                       "limit": f"{fit.get('runtime')}", "passed": bool(fit["compatible"])})
+        limits = fit.get("limits", {})
+        checks.append({"name": "fits_flash", "value": fit.get("flash_bytes"), "limit": limits.get("flash_bytes"),
+                       "passed": fit.get("flash_bytes", 0) <= limits.get("flash_bytes", 0)})
+        checks.append({"name": "fits_ram", "value": fit.get("ram_bytes"), "limit": limits.get("ram_bytes"),
+                       "passed": fit.get("ram_bytes", 0) <= limits.get("ram_bytes", 0)})
+        if limits.get("max_arena_bytes") and fit.get("arena_bytes") is not None:
+            checks.append({"name": "arena", "value": fit["arena_bytes"], "limit": limits["max_arena_bytes"],
+                           "passed": fit["arena_bytes"] <= limits["max_arena_bytes"],
+                           "source": fit.get("arena_source")})
+        max_ms = getattr(budgets, "max_latency_ms", None)
+        if max_ms is not None and fit.get("latency_ms") is not None:
+            checks.append({"name": "latency_estimated", "value": round(fit["latency_ms"], 3), "limit": max_ms,
+                           "passed": fit["latency_ms"] <= max_ms, "source": fit.get("latency_source")})
     max_bytes = getattr(budgets, "max_model_bytes", None)
     if max_bytes:
         checks.append({"name": "model_size", "value": res["tflite_bytes"], "limit": max_bytes,
@@ -260,25 +323,48 @@ def compress(*, model: str, target: str | None = None, data: str | None = None, 
     if not os.path.exists(model):
         raise ConfigError(f"model {model} does not exist", hint="pass a .keras, .h5 or SavedModel directory")
     scan = scan_model_file(model, trust_model=trust_model)
+    data_fingerprint = None
     if data is not None:
         from .data import load_dataset
 
-        load_dataset(data)  # fail fast on a bad dataset before starting TensorFlow
+        data_fingerprint = load_dataset(data).fingerprint  # fail fast on a bad dataset before starting TensorFlow
     elif settings.quantize in NEEDS_CALIBRATION:
         raise ConfigError(f"--quantize {settings.quantize} needs calibration data",
                           hint="pass --data (an .npz or builtin:fashion-mnist|digits|basic-motions)")
+    from .cache import JOB_STAGE, JOB_VERSION, StageCache, load_job, stage_key, store_job
+
+    cache = StageCache(enabled=use_cache)
+    settings.use_cache, settings.cache_dir, settings.data_spec = use_cache, str(cache.root), data
+    settings.input_sha256 = sha256_file(model)
     if dry_run:
+        from .recipe import describe
+        from .stages.train import dry_run_job
+
+        pre = run_in_child(dry_run_job, str(model), trust_model=trust_model, data_spec=data, settings=settings,
+                           what=f"pre-flight check of {model}", timeout=600)
         return {"schema_version": SCHEMA_VERSION, "dry_run": True, "target": tgt.name,
-                "settings": asdict(settings), "model_scan": scan}
+                "plan": describe(_recipe_model(settings)), "settings": asdict(settings), "model_scan": scan,
+                "preflight": pre}
     out_dir = ensure_writable_dir(output)
 
     spec = JobSpec(model_path=str(model), trust_model=trust_model, data_spec=data, settings=settings,
                    progress=progress, target_name=tgt.name)
-    job = run_in_child(_compress_job, spec, what=f"compressing {model}", timeout=None)
+    job_config = {k: v for k, v in asdict(settings).items()
+                  if k not in ("tensorboard", "sources", "notes", "use_cache", "cache_dir", "input_sha256")}
+    job_key = stage_key(input_sha256=settings.input_sha256, stage=JOB_STAGE, stage_version=JOB_VERSION,
+                        config={"settings": job_config, "trust_model": trust_model}, data_fingerprint=data_fingerprint)
+    job = load_job(cache, job_key)
+    if job is not None:
+        _log(spec, "every stage reused from the stage cache (--no-cache to recompute)")
+    else:
+        job = run_in_child(_compress_job, spec, what=f"compressing {model}", timeout=None)
+        store_job(cache, job_key, job)
 
     result_bytes: bytes = job.pop("result_bytes")
     tflite_path = out_dir / "model.tflite"
     atomic_write_bytes(tflite_path, result_bytes)
+    _log(spec, f"checking the result against {tgt.name}")
+    fit, latency = _device_facts(tgt, tflite_path, progress=progress)
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "kind": "compress",
@@ -298,19 +384,28 @@ def compress(*, model: str, target: str | None = None, data: str | None = None, 
                    "tflite_gzip_bytes": gzip_size(result_bytes), "sparsity": _sparsity(job),
                    "parity_vs_float32": job["parity"]},
         "stages": job["stages"],
-        "latency": {"p50_ms": None, "source": None},
+        "latency": latency,
+        "device": {k: fit.get(k) for k in ("compatible", "unsupported_ops", "cpu_fallback_ops", "fits",
+                                           "flash_bytes", "ram_bytes", "arena_bytes", "arena_source",
+                                           "limits", "runtime", "delegates", "issues", "ops")},
         "checks": [],
         "versions": tool_versions(),
         "command": "edgekit compress " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["compress"] else None,
         "seconds": None,
     }
-    report["checks"] = _target_checks(tgt, report)
+    report["checks"] = _target_checks(tgt, report, fit)
     report["passed"] = all(c["passed"] for c in report["checks"])
     report["seconds"] = round(time.perf_counter() - started, 2)
     from .report.writer import write_reports
 
     write_reports(report, out_dir)
     return report
+
+
+def _recipe_model(settings: CompressSettings) -> Any:
+    from .stages.train import recipe_of
+
+    return recipe_of(settings)
 
 
 def _sparsity(job: dict[str, Any]) -> float:

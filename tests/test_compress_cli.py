@@ -189,3 +189,35 @@ def test_compress_debug_shows_traceback(tmp_path):
                        "-o", str(tmp_path / "o"), "--debug")
     assert proc.returncode == 2
     assert "Traceback" in proc.stderr
+
+
+def test_compress_target_checks_fail_with_exit1(tiny_keras_model, digits_npz, tmp_path):
+    """A user profile whose flash budget the model exceeds: the report says so and the exit code is 1."""
+    import yaml
+
+    shown = run_edgekit("targets", "show", "cortex-m7")
+    assert shown.returncode == 0, shown.stderr
+    profile = yaml.safe_load(shown.stdout)
+    profile["name"] = "tiny-mcu"
+    profile["budgets"]["max_model_bytes"] = 4000
+    path = tmp_path / "tiny-mcu.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    out = tmp_path / "out"
+    proc = run_edgekit("compress", str(tiny_keras_model), "--data", str(digits_npz), "--prune", "0", "--no-qat",
+                       "--quantize", "int8", "--target", str(path), "-o", str(out), "--json")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["passed"] is False and doc["target"] == "tiny-mcu"
+    failed = {c["name"] for c in doc["checks"] if not c["passed"]}
+    assert "model_size" in failed
+    assert doc["latency"]["source"] == "estimated" and doc["latency"]["p50_ms"] > 0
+    assert (out / "report.md").read_text().startswith("# edgekit compress: FAILED")
+
+
+def test_compress_reports_host_measurement_beside_estimate(int8_run, tmp_path):
+    proc, out = int8_run
+    doc = json.loads(proc.stdout)
+    assert doc["latency"]["source"] == "estimated"
+    assert doc["latency"]["host"] is None  # MCU target: no host timing pretending to be relevant
+    assert doc["device"]["arena_source"] in ("tflite-micro", "greedy-estimate")
+    assert doc["device"]["arena_bytes"] > 0

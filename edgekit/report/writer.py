@@ -9,12 +9,21 @@ from ..fsutil import atomic_write_text
 from .markdown import render_markdown
 
 
+def _markdown(report: dict[str, Any]) -> str:
+    try:
+        return render_markdown(report)
+    except (KeyError, TypeError):  # a partial or error report: say what is known, never crash
+        from .rerender import fallback_markdown
+
+        return fallback_markdown(report)
+
+
 def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
     """Write ``report.json``, ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
     out = Path(out_dir)
     paths = {
         "json": atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=str) + "\n"),
-        "md": atomic_write_text(out / "report.md", render_markdown(report)),
+        "md": atomic_write_text(out / "report.md", _markdown(report)),
     }
     try:
         from .html import render_html
