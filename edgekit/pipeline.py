@@ -103,18 +103,16 @@ def _log(spec: JobSpec, text: str) -> None:
 
 
 def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
-    if pred.ndim == 2 and pred.shape[1] > 1:
-        return float(np.mean(np.argmax(pred, axis=1) == y))
-    return float(np.mean((pred.reshape(-1) > 0.5).astype(np.int64) == y))
+    from .validate import classification_metrics
+
+    return float(classification_metrics(y, pred, top_k=())["accuracy"])
 
 
-def _parity(ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
-    diff = np.abs(ref.astype(np.float64) - got.astype(np.float64))
-    noise = np.sum((ref.astype(np.float64) - got.astype(np.float64)) ** 2)
-    signal = np.sum(ref.astype(np.float64) ** 2)
-    sqnr = float("inf") if noise == 0 else float(10 * np.log10(signal / noise))
-    agree = float(np.mean(np.argmax(ref, 1) == np.argmax(got, 1))) if ref.ndim == 2 and ref.shape[1] > 1 else None
-    return {"max_abs_diff": float(diff.max()) if diff.size else 0.0, "sqnr_db": sqnr, "top1_agreement": agree}
+def _parity(ref: np.ndarray, got: np.ndarray, *, task: str) -> dict[str, Any]:
+    from .validate import parity_metrics
+
+    doc = parity_metrics([ref], [got], task=task, worst=3)
+    return {k: doc.get(k) for k in ("top1_agreement", "max_abs_diff", "sqnr_db", "worst_inputs")}
 
 
 def run_training_stages(model: Any, ds: Any, settings: CompressSettings, *, progress: bool) -> tuple[Any, list[dict]]:
@@ -213,7 +211,7 @@ def _compress_job(spec: JobSpec) -> dict[str, Any]:  # runs in the child process
         pred = predict_tflite(result_bytes, ds.x_test)
         if ds.task == "classification":
             result_acc = _accuracy(pred, ds.y_test)
-        parity = _parity(float_ref, pred) if float_ref is not None else None
+        parity = _parity(float_ref, pred, task=ds.task) if float_ref is not None else None
         stages.append({"name": "validate", "seconds": round(time.perf_counter() - t, 3), "cached": False,
                        "metrics": {"accuracy": result_acc, "parity_vs_float32_tflite": parity}})
     return {

@@ -93,7 +93,7 @@ def _model_summary(model: Any) -> dict[str, Any]:
 
 
 def preflight(model: Any, recipe: Recipe, *, dataset: Any = None, target: Any = None,
-              source: str = "the data", trial: bool = True) -> tuple[Any, PreflightReport]:
+              source: str = "the data", trial: bool | None = True) -> tuple[Any, PreflightReport]:
     """Check ``recipe`` against ``model`` (tf_keras) and ``dataset``; apply known fixes.
 
     Args:
@@ -102,8 +102,9 @@ def preflight(model: Any, recipe: Recipe, *, dataset: Any = None, target: Any = 
         dataset: an :class:`edgekit.data.Dataset` (needed when any stage trains).
         target: the target profile (for quantization and delegate checks).
         source: the dataset spec, for messages.
-        trial: also build the wrapped models (prune / QAT) once, without training, to catch what
-            the tables miss.
+        trial: also build the QAT model once, without training, to catch what the layer tables
+            miss (a few seconds); None: only when some layer needed a fix (``--dry-run`` always
+            tries, a real run relies on the tables for models tfmot handles as they are).
 
     Returns:
         ``(model, report)``: the model to train (possibly with nested models inlined) and the report.
@@ -249,7 +250,7 @@ def _plan_qat(model: Any, recipe: Recipe, report: PreflightReport, row: Any, *, 
         elif c.action == "skip" and "excluded" not in c.reason:
             report.fixes.append(f"qat: {c.name} ({c.cls}) left unannotated: {c.reason}")
     report.notes.append(f"qat scheme: {scheme}")
-    if trial:
+    if trial or (trial is None and any(c.action in ("noop", "skip") for c in choices)):
         build_qat_model(model, choices, scheme=scheme)  # raises ModelError with tfmot's reason
 
 

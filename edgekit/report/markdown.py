@@ -57,6 +57,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Stages", "", "| stage | seconds | cached |", "|---|---|---|"]
         for s in report["stages"]:
             lines.append(f"| {s['name']} | {s['seconds']} | {'yes' if s.get('cached') else 'no'} |")
+        from ..stages.train import compression_markdown  # per-layer sparsity, payoff, QAT scheme
+
+        lines += compression_markdown(report["stages"])
     lines += ["", "## Versions", ""]
     lines += [f"- {k}: {v}" for k, v in report.get("versions", {}).items()]
     if report.get("command"):

@@ -86,7 +86,7 @@ def run_stages(model: Any, ds: Any, settings: Any, *, progress: bool = False) ->
     records: list[dict[str, Any]] = []
 
     t = time.perf_counter()
-    model, pf = preflight(model, recipe, dataset=ds, target=target, source=source)
+    model, pf = preflight(model, recipe, dataset=ds, target=target, source=source, trial=None)
     records.append({"name": "preflight", "seconds": round(time.perf_counter() - t, 3), "cached": False,
                     "metrics": pf.as_dict()})
     for fix in pf.fixes:
@@ -226,3 +226,50 @@ def dry_run_job(model_path: str, *, trust_model: bool, data_spec: str | None, se
     out = report.as_dict()
     out["load_info"] = dict(loaded.info)
     return _plain(out)
+
+
+def compression_markdown(stages: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines describing the compression stages of a report (empty when none ran)."""
+    by = {s.get("name"): s.get("metrics") or {} for s in stages}
+    if not any(k in by for k in ("preflight", "prune", "cluster", "qat")):
+        return []
+    lines = ["", "## Compression", ""]
+    pre = by.get("preflight") or {}
+    for step in pre.get("plan") or []:
+        lines.append(f"- plan: {step}")
+    for fix in pre.get("fixes") or []:
+        lines.append(f"- pre-flight fix: {fix}")
+    prune = by.get("prune")
+    if prune and prune.get("per_layer"):
+        sched = prune.get("schedule") or {}
+        lines += ["", f"**Pruning** ({sched.get('kind')} schedule, target {prune.get('target_sparsity', 0):.0%}, "
+                      f"reached {prune.get('sparsity', 0):.1%} over the pruned layers; "
+                      f"{(prune.get('model_weight_sparsity') or {}).get('sparsity', 0):.1%} of all weights are zero)",
+                  ""]
+        tflite = {}
+        for s in stages:
+            if str(s.get("name", "")).startswith("convert-"):
+                tflite = ((s.get("metrics") or {}).get("sparsity_check") or {}).get("layers") or {}
+        lines += ["| layer | kernel | sparsity | in the .tflite |", "|---|---|---|---|"]
+        for name, v in prune["per_layer"].items():
+            t = tflite.get(name) or {}
+            in_tflite = f"{t['tflite_sparsity']:.1%} ({t.get('tflite_dtype')})" if t.get("tflite_sparsity") is not None \
+                else "–"
+            lines.append(f"| {name} | {'×'.join(map(str, v.get('shape', [])))} | {v['sparsity']:.1%} | {in_tflite} |")
+        payoff = prune.get("payoff") or {}
+        if payoff.get("summary"):
+            lines += ["", f"Run-time payoff: {payoff['summary']}."]
+    cluster = by.get("cluster")
+    if cluster and cluster.get("unique_values"):
+        lines += ["", f"**Clustering**: {cluster.get('clusters')} clusters ({cluster.get('init')}); distinct values per "
+                      "kernel: " + ", ".join(f"{k} {v}" for k, v in cluster["unique_values"].items())]
+    qat = by.get("qat")
+    if qat and qat.get("scheme"):
+        kept = qat.get("sparsity_check")
+        text = f"**QAT**: {qat['scheme'].upper()}, {qat.get('quantized_layers')} layers quantization-aware"
+        if kept is not None:
+            text += f"; sparsity {'preserved' if kept.get('preserved') else '**NOT preserved**'}"
+        lines += ["", text]
+        for row in qat.get("layers") or []:
+            lines.append(f"- {row['name']} ({row['cls']}): {row['action']} — {row['reason']}")
+    return lines
