@@ -12,3 +12,5 @@ from .analysis.inspection import inspect, list_targets, load_target  # noqa: F40
 from .bench.run import benchmark  # noqa: F401
 from .gate import check  # noqa: F401
 from .validate import validate  # noqa: F401
+
+__all__ = ["benchmark", "check", "compress", "inspect", "list_targets", "load_target", "validate"]

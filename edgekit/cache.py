@@ -372,3 +372,27 @@ def store_job(cache: StageCache, key: str, job: Mapping[str, Any]) -> None:
         rest = {k: v for k, v in job.items() if k != "result_bytes"}
         (w.dir / "job.json").write_text(json.dumps(rest, default=_json_default), encoding="utf-8")
         w.set_output("model.tflite")
+
+
+FACTS_STAGE = "device-facts"
+FACTS_VERSION = 1
+
+
+def load_json_entry(cache: StageCache, key: str, name: str = "facts.json") -> Any | None:
+    """A JSON document stored by :func:`store_json_entry`, or None (miss, partial or corrupt entry)."""
+    entry = cache.lookup(key)
+    if entry is None:
+        return None
+    try:
+        return json.loads(entry.file(name).read_text(encoding="utf-8"))
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def store_json_entry(cache: StageCache, key: str, doc: Any, *, stage: str, name: str = "facts.json") -> None:
+    """Store one JSON document as a cache entry (no-op when the cache is disabled)."""
+    if not cache.enabled:
+        return
+    with cache.writer(key, stage=stage) as w:
+        (w.dir / name).write_text(json.dumps(doc, default=_json_default), encoding="utf-8")
+        w.set_output(name)

@@ -254,6 +254,26 @@ def _device_facts(target: Any, tflite_path: Path, *, progress: bool) -> tuple[di
     return fit, latency
 
 
+def _cached_device_facts(cache: Any, target: Any, tflite_path: Path, model_sha256: str, *,
+                         progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`_device_facts`, reused from the stage cache for the same model bytes and target profile.
+
+    A reused host measurement keeps its ``measured-host`` label and says ``cached: true``.
+    """
+    from .cache import FACTS_STAGE, FACTS_VERSION, load_json_entry, stage_key, store_json_entry
+
+    key = stage_key(input_sha256=model_sha256, stage=FACTS_STAGE, stage_version=FACTS_VERSION,
+                    config={"target": target.model_dump(mode="json")}, data_fingerprint=None)
+    stored = load_json_entry(cache, key)
+    if isinstance(stored, dict) and {"fit", "latency"} <= set(stored):
+        if stored["latency"].get("host"):
+            stored["latency"]["host"]["cached"] = True
+        return stored["fit"], stored["latency"]
+    fit, latency = _device_facts(target, tflite_path, progress=progress)
+    store_json_entry(cache, key, {"fit": fit, "latency": latency}, stage=FACTS_STAGE)
+    return fit, latency
+
+
 def _target_checks(target: Any, report: dict[str, Any], fit: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Budget checks against the target profile: ops, size, flash/RAM fit, latency, accuracy drop."""
     checks: list[dict[str, Any]] = []
@@ -362,7 +382,7 @@ def compress(*, model: str, target: str | None = None, data: str | None = None, 
     tflite_path = out_dir / "model.tflite"
     atomic_write_bytes(tflite_path, result_bytes)
     _log(spec, f"checking the result against {tgt.name}")
-    fit, latency = _device_facts(tgt, tflite_path, progress=progress)
+    fit, latency = _cached_device_facts(cache, tgt, tflite_path, sha256_bytes(result_bytes), progress=progress)
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "kind": "compress",

@@ -182,25 +182,12 @@ def _check_data(model: Any, recipe: Recipe, dataset: Any, source: str, report: P
 
 
 def _plan_prune(model: Any, recipe: Recipe, target: Any, report: PreflightReport, row: Any) -> None:
-    from .stages.prune import (check_structured, plan_schedule, prune_candidate, resolve_policy, select_layers)
+    from .stages.prune import check_structured, choose_layers, plan_schedule, resolve_policy
 
     cfg = recipe.prune
     use_policy, reason = resolve_policy(model, cfg, quantize=recipe.convert.quantize)
     report.notes.append(f"prune: {reason}")
-    policy = None
-    if use_policy:
-        from .keras_backend import tfmot
-
-        policy = tfmot().sparsity.keras.PruneForLatencyOnXNNPack()
-
-    def candidate(layer: Any) -> tuple[bool, str]:
-        ok, why = prune_candidate(layer)
-        if ok and policy is not None and not policy.allow_pruning(layer):
-            return False, "XNNPACK policy prunes only 1x1 Conv2D"
-        return ok, why
-
-    choices = select_layers(model, candidate=candidate, skip_first=cfg.skip_first, skip_last=cfg.skip_last,
-                            include=cfg.include, exclude=cfg.exclude, what="prune", skip_max_share=cfg.skip_max_share)
+    choices = choose_layers(model, cfg, use_policy=use_policy)
     for c in choices:
         if c.cls == "InputLayer":
             continue

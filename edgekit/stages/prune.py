@@ -318,6 +318,24 @@ def sparsity_payoff(model: Any, per_layer: dict[str, dict[str, Any]], *, quantiz
 # ------------------------------------------------------------------------------------------------
 # the stage
 # ------------------------------------------------------------------------------------------------
+def choose_layers(model: Any, cfg: Any, *, use_policy: bool) -> list[Any]:
+    """Which layers pruning takes (tfmot support, the XNNPACK policy when on, the recipe's filters)."""
+    policy = None
+    if use_policy:
+        from ..keras_backend import tfmot as _tfmot
+
+        policy = _tfmot().sparsity.keras.PruneForLatencyOnXNNPack()
+
+    def candidate(layer: Any) -> tuple[bool, str]:
+        ok, why = prune_candidate(layer)
+        if ok and policy is not None and not policy.allow_pruning(layer):
+            return False, "XNNPACK policy prunes only 1x1 Conv2D"
+        return ok, why
+
+    return select_layers(model, candidate=candidate, skip_first=cfg.skip_first, skip_last=cfg.skip_last,
+                         include=cfg.include, exclude=cfg.exclude, what="prune", skip_max_share=cfg.skip_max_share)
+
+
 def prune_model(model: Any, cfg: PruneConfig, *, data: TrainData | None, loss: LossSpec | None, epochs: int,
                 learning_rate: float, batch_size: int, patience: int, seed: int = 0, quantize: str = "int8",
                 delegates: Iterable[str] = ("xnnpack",), progress: bool = False,
@@ -346,16 +364,7 @@ def prune_model(model: Any, cfg: PruneConfig, *, data: TrainData | None, loss: L
     keras, tfmot = _keras(), _tfmot()
     sk = tfmot.sparsity.keras
     use_policy, policy_reason = resolve_policy(model, cfg, quantize=quantize)
-    policy = sk.PruneForLatencyOnXNNPack() if use_policy else None
-
-    def candidate(layer: Any) -> tuple[bool, str]:
-        ok, why = prune_candidate(layer)
-        if ok and policy is not None and not policy.allow_pruning(layer):
-            return False, "XNNPACK policy prunes only 1x1 Conv2D"
-        return ok, why
-
-    choices = select_layers(model, candidate=candidate, skip_first=cfg.skip_first, skip_last=cfg.skip_last,
-                            include=cfg.include, exclude=cfg.exclude, what="prune", skip_max_share=cfg.skip_max_share)
+    choices = choose_layers(model, cfg, use_policy=use_policy)
     selected = {c.name for c in choices if c.selected}
     if not selected:
         raise ConfigError("pruning selected no layer: " + "; ".join(f"{c.name}: {c.reason}" for c in choices
@@ -378,8 +387,8 @@ def prune_model(model: Any, cfg: PruneConfig, *, data: TrainData | None, loss: L
             return sk.prune_low_magnitude(layer, **params)
         return layer
 
-    if policy is not None:
-        policy.ensure_model_supports_pruning(model)
+    if use_policy:
+        sk.PruneForLatencyOnXNNPack().ensure_model_supports_pruning(model)
     wrapped = keras.models.clone_model(model, clone_function=wrap)
 
     extra = [lambda log_dir: sk.PruningSummaries(log_dir=log_dir)] if tensorboard_dir else []
