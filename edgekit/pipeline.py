@@ -214,6 +214,12 @@ def _compress_job(spec: JobSpec) -> dict[str, Any]:  # runs in the child process
         parity = _parity(float_ref, pred, task=ds.task) if float_ref is not None else None
         stages.append({"name": "validate", "seconds": round(time.perf_counter() - t, 3), "cached": False,
                        "metrics": {"accuracy": result_acc, "parity_vs_float32_tflite": parity}})
+    layers = None
+    if ds is not None and settings.quantize in ("int8", "int16x8"):
+        from .validate import layer_errors_here
+
+        _log(spec, "measuring the quantization error per layer")
+        layers = layer_errors_here(result_bytes, float_bytes, ds.x_test, samples=64)
     return {
         "load_info": info,
         "baseline_accuracy": baseline_acc,
@@ -221,6 +227,7 @@ def _compress_job(spec: JobSpec) -> dict[str, Any]:  # runs in the child process
         "result_bytes": result_bytes,
         "result_accuracy": result_acc,
         "parity": parity,
+        "layers": layers,
         "stages": stages,
         "data": None if ds is None else {"spec": spec.data_spec, "fingerprint": ds.fingerprint,
                                          "train": int(len(ds.x_train)), "test": int(len(ds.x_test)),
@@ -402,6 +409,7 @@ def compress(*, model: str, target: str | None = None, data: str | None = None, 
                    "tflite_gzip_bytes": gzip_size(result_bytes), "sparsity": _sparsity(job),
                    "parity_vs_float32": job["parity"]},
         "stages": job["stages"],
+        "layers": job.get("layers"),
         "latency": latency,
         "device": {k: fit.get(k) for k in ("compatible", "unsupported_ops", "cpu_fallback_ops", "fits",
                                            "flash_bytes", "ram_bytes", "arena_bytes", "arena_source",

@@ -668,6 +668,18 @@ def layer_errors(quant_bytes: bytes, float_bytes: bytes, x: np.ndarray, *, sampl
     xs = np.asarray(x[:max(1, int(samples))], np.float32)
     res = run_in_child(_layer_error_child, quant_bytes, float_bytes, xs, what="per-layer quantization analysis",
                        timeout=timeout)
+    return rank_layer_errors(res, top=top)
+
+
+def layer_errors_here(quant_bytes: bytes, float_bytes: bytes, x: np.ndarray, *, samples: int = 64,
+                      top: int = 5) -> dict[str, Any]:
+    """:func:`layer_errors` in this process: only for code already running in a child process."""
+    xs = np.asarray(x[:max(1, int(samples))], np.float32)
+    return rank_layer_errors(_layer_error_child(quant_bytes, float_bytes, xs), top=top)
+
+
+def rank_layer_errors(res: dict[str, Any], *, top: int = 5) -> dict[str, Any]:
+    """Add the ``top`` layers losing the most SQNR (``worst``) and the method to a per-layer result."""
     ranked = sorted(res["layers"], key=lambda l: (-(l["sqnr_drop_db"] or 0.0),
                                                   l["sqnr_db"] if l["sqnr_db"] is not None else EXACT_SQNR_DB))
     res["worst"] = [{"name": l["name"], "op": l["op"], "sqnr_drop_db": l["sqnr_drop_db"], "sqnr_db": l["sqnr_db"]}

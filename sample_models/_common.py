@@ -36,8 +36,9 @@ def setup_tensorflow(seed: int = SEED):
     return tf, keras
 
 
-def compile_model(keras, model, learning_rate: float) -> None:
-    """Adam + sparse categorical cross-entropy on softmax outputs, with an explicit accuracy metric object.
+def compile_model(keras, model, learning_rate) -> None:
+    """Adam (``learning_rate``: a float or a Keras schedule) + sparse categorical cross-entropy on softmax outputs,
+    with an explicit accuracy metric object.
 
     Explicit metric objects avoid tf_keras guessing the wrong accuracy (STACK_NOTES.md). Called again
     just before saving so the file holds a fresh optimizer (its config, not Adam's moment estimates),

@@ -133,3 +133,20 @@ def _isolated_stage_cache(tmp_path_factory):
         os.environ.pop("EDGEKIT_CACHE_DIR", None)
     else:
         os.environ["EDGEKIT_CACHE_DIR"] = old
+
+
+# --- benchmark harness (issue 5): a device-like venv (numpy<2 + tflite-runtime) and models of 3 sizes --
+@pytest.fixture(scope="session")
+def device_python() -> Path:
+    """Python of a venv holding only numpy < 2 and tflite-runtime 2.14 (what a Pi typically has)."""
+    from sshd import device_venv
+
+    return device_venv()
+
+
+@pytest.fixture(scope="session")
+def bench_models(tmp_path_factory) -> dict[str, Path]:
+    """Small, medium and large .tflite models for the harness, built once per session."""
+    from sshd import build_models
+
+    return build_models(tmp_path_factory.getbasetemp() / "bench-models")

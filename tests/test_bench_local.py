@@ -18,18 +18,13 @@ from edgekit.bench.local import run_local
 from edgekit.bench.options import HarnessOptions
 from edgekit.cli import main
 from edgekit.errors import ChildCrash, ConfigError, DataError, DeviceError, ModelError
-from sshd import build_models, children_of, cmdline, device_venv, wait_for
+from sshd import children_of, cmdline, device_venv, wait_for
 
 EDGEKIT = str(Path(sys.executable).with_name("edgekit"))
 FAST = dict(runs=20, warmup=2, min_time=0.0)
 FAST_CLI = ["--runs", "20", "--warmup", "2", "--min-time", "0"]
 KEYS_7 = ("schema_version", "runtime", "runtime_version", "machine", "threads", "runs", "latency_ms", "init_ms",
           "peak_rss_mb", "source")
-
-
-@pytest.fixture(scope="session")
-def bench_models(tmp_path_factory) -> dict[str, Path]:
-    return build_models(tmp_path_factory.getbasetemp() / "bench-models")  # one build per session
 
 
 def _benchmark(**kw):

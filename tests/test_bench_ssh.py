@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from edgekit.bench.ssh import SshHost, parse_host
 from edgekit.cli import main
 from edgekit.errors import ChildCrash, ConfigError, DeviceError, ModelError
-from sshd import Sshd, build_models, cmdline, device_venv, find_processes, free_port, keygen, numpy_only_python, \
+from sshd import Sshd, cmdline, find_processes, free_port, keygen, numpy_only_python, \
     wait_for
 
 pytestmark = pytest.mark.skipif(not shutil.which("ssh") or not os.path.exists("/usr/sbin/sshd"),
@@ -30,16 +30,6 @@ def sshd(tmp_path_factory):
     server = Sshd(tmp_path_factory.mktemp("sshd")).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def device_python() -> Path:
-    return device_venv()
-
-
-@pytest.fixture(scope="session")
-def bench_models(tmp_path_factory) -> dict[str, Path]:
-    return build_models(tmp_path_factory.getbasetemp() / "bench-models")  # one build per session
 
 
 @pytest.fixture()

@@ -48,6 +48,9 @@ def test_compress_json_report_matches_contract(int8_run):
     assert {s["name"] for s in doc["stages"]} >= {"load", "convert-float32", "convert-int8", "validate"}
     assert doc["versions"]["tensorflow"].startswith("2.")
     assert doc["passed"] == all(c["passed"] for c in doc["checks"])
+    layers = doc["layers"]  # per-layer quantization error of the int8 model against the float32 one
+    assert layers["matched"] >= 3 and layers["worst"]
+    assert all(w["sqnr_db"] is None or w["sqnr_db"] > 5 for w in layers["worst"])
     assert proc.returncode == (0 if doc["passed"] else 1)
 
 

@@ -16,23 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sshd import build_models, device_venv
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "edgekit" / "harness.py"
 FAST = ["--runs", "20", "--warmup", "2", "--warmup-time", "0.5", "--min-time", "0"]
 KEYS_7 = ("schema_version", "runtime", "runtime_version", "machine", "threads", "runs", "init_ms", "peak_rss_mb",
           "source")
-
-
-@pytest.fixture(scope="session")
-def device_python() -> Path:
-    return device_venv()
-
-
-@pytest.fixture(scope="session")
-def bench_models(tmp_path_factory) -> dict[str, Path]:
-    return build_models(tmp_path_factory.getbasetemp() / "bench-models")  # one build per session
 
 
 @pytest.fixture()

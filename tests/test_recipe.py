@@ -1,5 +1,6 @@
 """Recipes: precedence (target < recipe file < flags), validation, "did you mean" (no TensorFlow)."""
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -138,3 +139,14 @@ def test_recipe_cli_bad_inputs_exit_2_before_any_work(tmp_path):
         assert text in res.output and "Traceback" not in res.output
     assert not (tmp_path / "out").exists()
     assert tf_loaded_before or "tensorflow" not in sys.modules  # these errors never start TensorFlow
+
+
+def test_recipe_readme_example_is_valid(tmp_path):
+    """The recipe shown in README.md is accepted as written."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("# recipe.yaml")
+    block = readme[start:readme.index("```", start)]
+    path = tmp_path / "recipe.yaml"
+    path.write_text(block)
+    rec = resolve_recipe(target_name="rpi4", target_defaults=None, recipe_path=str(path), flags={}).recipe
+    assert rec.stages == ["prune", "qat"] and rec.prune.sparsity == 0.5 and rec.prune.exclude == ["*_head*"]
