@@ -90,6 +90,9 @@ def run_in_child(
             proc.join(5)
     if message is None:
         code = proc.exitcode
+        if code == -signal.SIGKILL:
+            raise ChildCrash(f"{what}: the process was killed (SIGKILL), most likely by the kernel for running "
+                             "out of memory", hint="free memory, or use a smaller model, batch or dataset")
         if code is not None and code < 0:
             raise ChildCrash(f"{what}: the process crashed with {_signal_name(code)}",
                              hint="this is a bug in TensorFlow/LiteRT triggered by this input; run with --debug for details")

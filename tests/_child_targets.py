@@ -28,3 +28,16 @@ def sleep_forever():
 
 def read_env(name):
     return os.environ.get(name)
+
+
+def allocate_until_killed(limit_bytes):
+    """Grow memory under an address-space limit: the allocation fails like an out-of-memory kill would."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+    blocks = []
+    try:
+        while True:
+            blocks.append(bytearray(16 << 20))
+    except MemoryError:
+        os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer does to a process

@@ -44,3 +44,10 @@ def test_child_timeout_kills_the_child():
 
 def test_child_sets_legacy_keras_env():
     assert run_in_child(targets.read_env, "TF_USE_LEGACY_KERAS", what="env") == "1"
+
+
+def test_child_killed_reports_out_of_memory_distinctly():
+    with pytest.raises(ChildCrash) as info:
+        run_in_child(targets.allocate_until_killed, 512 << 20, what="allocating")
+    assert "SIGKILL" in str(info.value) and "out of memory" in str(info.value)
+    assert info.value.exit_code == 3
