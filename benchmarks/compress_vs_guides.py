@@ -42,7 +42,7 @@ EDGEKIT = str(Path(sys.executable).with_name("edgekit"))
 
 CASES = {
     "fashion": {"model": ROOT / "sample_models" / "fashion_mnist_cnn.keras", "data": "builtin:fashion-mnist",
-                "title": "Fashion-MNIST CNN (sample model, 20.6k params)"},
+                "title": "Fashion-MNIST CNN (sample model, 58.9k params)"},
     "digits": {"model": None, "data": "builtin:digits",
                "title": "scikit-learn digits CNN (trained here, deterministic)"},
 }

@@ -20,7 +20,7 @@ A recipe file looks like this (every key is optional; unknown keys are errors)::
       exclude: ["*_head*"]          # patterns of layer names to leave dense
     cluster: {clusters: 16, init: kmeans++}
     qat: {exclude: []}
-    train: {epochs: 2, batch_size: 32, learning_rate: 0.001, patience: 2, validation_split: 0.1,
+    train: {epochs: 2, batch_size: 32, learning_rate: 0.0002, patience: 2, validation_split: 0.1,
             loss: auto}
     convert: {quantize: int8, io_dtype: float32}
 
@@ -148,7 +148,7 @@ class TrainConfig(_Strict):
 
     epochs: int = Field(default=2, ge=0, le=1000, description="fine-tuning epochs (at least 1 when training)")
     batch_size: int = Field(default=32, ge=1, le=65536)
-    learning_rate: float = Field(default=1e-3, gt=0, le=1.0)
+    learning_rate: float = Field(default=2e-4, gt=0, le=1.0)
     patience: int = Field(default=2, ge=1, description="early stopping: epochs without val_loss improvement")
     validation_split: float = Field(default=0.1, gt=0.0, lt=0.5,
                                     description="share of the training split held out for early stopping")
