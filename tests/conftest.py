@@ -150,3 +150,20 @@ def bench_models(tmp_path_factory) -> dict[str, Path]:
     from sshd import build_models
 
     return build_models(tmp_path_factory.getbasetemp() / "bench-models")
+
+
+# --- model loading and safety (issue 2): fixture models of every format, loaded once in one child ----
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """Keras 3 / tf_keras / h5 / SavedModel / hostile fixture models, built in one subprocess."""
+    import fixtures_models as fm
+
+    return fm.built_models(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def loaded(models, tmp_path_factory):
+    """The standard fixture models loaded through edgekit in one child process."""
+    import fixtures_models as fm
+
+    return fm.loaded_batch(tmp_path_factory, fm.standard_requests(models))

@@ -22,16 +22,6 @@ INFO_KEYS = {"format", "saved_by", "keras_version", "ported", "port_max_abs_diff
              "from_logits", "num_params", "layers", "nested_models", "trusted", "findings", "path"}
 
 
-@pytest.fixture(scope="session")
-def models(tmp_path_factory):
-    return fm.built_models(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def loaded(models, tmp_path_factory):
-    return fm.loaded_batch(tmp_path_factory, fm.standard_requests(models))
-
-
 def ok(loaded, key):
     result = loaded[key]
     assert "ok" in result, f"{key} failed to load: {result}"

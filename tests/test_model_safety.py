@@ -24,16 +24,6 @@ from edgekit.model_scan import saved_model_ops, scan_model_file
 TRUST_HINT = "--trust-model"
 
 
-@pytest.fixture(scope="session")
-def models(tmp_path_factory):
-    return fm.built_models(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def loaded(models, tmp_path_factory):
-    return fm.loaded_batch(tmp_path_factory, fm.standard_requests(models))
-
-
 def _dense(name="dense", **extra):
     return fm.k3_layer("Dense", name, {"units": 2, **extra})
 
