@@ -134,12 +134,13 @@ def _compress_job(spec: JobSpec) -> dict[str, Any]:  # runs in the child process
     from .data import load_dataset, representative_samples, validate_for_model
     from .interp import predict_tflite
     from .keras_backend import load_model
+    from .report.progress import step
     from .stages.convert import convert_keras, verify_conversion
 
     stages: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    _log(spec, f"loading {spec.model_path}")
-    loaded = load_model(spec.model_path, trust_model=spec.trust_model)
+    with step(f"loading {spec.model_path}", enabled=spec.progress):
+        loaded = load_model(spec.model_path, trust_model=spec.trust_model)
     model = loaded.model
     info = dict(loaded.info)
     if info.get("nested_models"):  # tfmot cannot prune/quantize a model nested inside another
@@ -165,11 +166,11 @@ def _compress_job(spec: JobSpec) -> dict[str, Any]:  # runs in the child process
                            "metrics": {"accuracy": baseline_acc}})
 
     t = time.perf_counter()
-    _log(spec, "converting the float32 baseline")
-    float_bytes = convert_keras(model, mode="float32")
-    float_ref = None
-    if ds is not None:
-        float_ref = predict_tflite(float_bytes, ds.x_test)
+    with step("converting the float32 baseline", enabled=spec.progress):
+        float_bytes = convert_keras(model, mode="float32")
+        float_ref = None
+        if ds is not None:
+            float_ref = predict_tflite(float_bytes, ds.x_test)
     stages.append({"name": "convert-float32", "seconds": round(time.perf_counter() - t, 3), "cached": False,
                    "metrics": {"tflite_bytes": len(float_bytes)}})
 
@@ -187,13 +188,14 @@ def _compress_job(spec: JobSpec) -> dict[str, Any]:  # runs in the child process
             raise DataError(f"calibration sample {int(np.argmax(bad))} of {spec.data_spec} contains NaN or inf",
                             hint="clean the training data")
     t = time.perf_counter()
-    _log(spec, f"converting ({settings.quantize}, {settings.io_dtype} I/O)")
-    if settings.quantize == "float32" and not train_records:
-        result_bytes = float_bytes
-    else:
-        result_bytes = convert_keras(model, mode=settings.quantize, io_dtype=settings.io_dtype,
-                                     representative=representative)
-    tensors = verify_conversion(result_bytes, mode=settings.quantize, io_dtype=settings.io_dtype)
+    what = "calibrating and converting" if representative is not None else "converting"
+    with step(f"{what} ({settings.quantize}, {settings.io_dtype} I/O)", enabled=spec.progress):
+        if settings.quantize == "float32" and not train_records:
+            result_bytes = float_bytes
+        else:
+            result_bytes = convert_keras(model, mode=settings.quantize, io_dtype=settings.io_dtype,
+                                         representative=representative)
+        tensors = verify_conversion(result_bytes, mode=settings.quantize, io_dtype=settings.io_dtype)
     stages.append({"name": f"convert-{settings.quantize}", "seconds": round(time.perf_counter() - t, 3),
                    "cached": False, "metrics": {"tflite_bytes": len(result_bytes), "tensors": tensors["tensors"],
                                                 "io": {"inputs": tensors["inputs"], "outputs": tensors["outputs"]}}})
@@ -207,8 +209,8 @@ def _compress_job(spec: JobSpec) -> dict[str, Any]:  # runs in the child process
     result_acc = parity = None
     if ds is not None:
         t = time.perf_counter()
-        _log(spec, "measuring the result with the LiteRT interpreter")
-        pred = predict_tflite(result_bytes, ds.x_test)
+        with step("measuring the result with the LiteRT interpreter", enabled=spec.progress):
+            pred = predict_tflite(result_bytes, ds.x_test)
         if ds.task == "classification":
             result_acc = _accuracy(pred, ds.y_test)
         parity = _parity(float_ref, pred, task=ds.task) if float_ref is not None else None
@@ -218,8 +220,8 @@ def _compress_job(spec: JobSpec) -> dict[str, Any]:  # runs in the child process
     if ds is not None and settings.quantize in ("int8", "int16x8"):
         from .validate import layer_errors_here
 
-        _log(spec, "measuring the quantization error per layer")
-        layers = layer_errors_here(result_bytes, float_bytes, ds.x_test, samples=64)
+        with step("measuring the quantization error per layer", enabled=spec.progress):
+            layers = layer_errors_here(result_bytes, float_bytes, ds.x_test, samples=64)
     return {
         "load_info": info,
         "baseline_accuracy": baseline_acc,

@@ -13,7 +13,6 @@ model, because tfmot's QAT models cannot be reloaded as a whole.
 from __future__ import annotations
 
 import hashlib
-import sys
 import time
 from typing import Any
 
@@ -60,8 +59,9 @@ def model_fingerprint(model: Any) -> str:
 
 
 def _log(progress: bool, text: str) -> None:
-    if progress:
-        print(f"[edgekit] {text}", file=sys.stderr, flush=True)
+    from ..report.progress import note
+
+    note(text, enabled=progress)
 
 
 def run_stages(model: Any, ds: Any, settings: Any, *, progress: bool = False) -> tuple[Any, list[dict[str, Any]]]:
