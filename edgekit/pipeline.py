@@ -121,11 +121,8 @@ def run_training_stages(model: Any, ds: Any, settings: CompressSettings, *, prog
     Returns the model to convert and one stage record per stage run.
     """
     if settings.recipe.get("stages") or settings.prune or settings.structured or settings.clusters or settings.qat:
-        try:
-            from .stages.train import run_stages  # the compression stages (pruning, clustering, QAT)
-        except ImportError as exc:
-            raise ConfigError("pruning, clustering and QAT are not available in this build",
-                              hint="use --prune 0 --no-qat") from exc
+        from .stages.train import run_stages
+
         return run_stages(model, ds, settings, progress=progress)
     return model, []
 
