@@ -80,3 +80,38 @@ def record(model_file: str, entry: dict) -> None:
     text = README.read_text() if README.exists() else f"{TABLE_START}\n{TABLE_END}\n"
     pattern = re.compile(re.escape(TABLE_START) + r".*?" + re.escape(TABLE_END), re.S)
     _write(README, pattern.sub(lambda _: f"{TABLE_START}\n{table}\n{TABLE_END}", text))
+
+
+def train_and_record(keras, model, ds, *, model_file: str, task: str, script: str, epochs: int, batch: int,
+                     learning_rate, final_learning_rate: float, seed: int = SEED) -> float:
+    """Train ``model`` on ``ds``'s training split, measure test accuracy, save the model, record the result.
+
+    Args:
+        learning_rate: a float or a Keras schedule for training.
+        final_learning_rate: the plain rate of the fresh optimizer stored with the model.
+
+    Returns the test accuracy.
+    """
+    import time
+
+    import numpy as np
+
+    compile_model(keras, model, learning_rate)
+    model.summary()
+    start = time.perf_counter()
+    model.fit(np.asarray(ds.x_train), np.asarray(ds.y_train), epochs=epochs, batch_size=batch, shuffle=True,
+              verbose=2)
+    seconds = time.perf_counter() - start
+    probs = model.predict(np.asarray(ds.x_test), batch_size=256, verbose=0)
+    accuracy = float(np.mean(np.argmax(probs, axis=1) == ds.y_test))
+    compile_model(keras, model, final_learning_rate)  # drop the optimizer state before saving
+    model.save(HERE / model_file)
+    print(f"{model_file}: test accuracy {accuracy:.4f} on {len(ds.x_test)} samples; trained in {seconds:.0f} s")
+    record(model_file, {
+        "task": task, "dataset": ds.spec, "data_fingerprint": ds.fingerprint,
+        "n_train": len(ds.x_train), "n_test": len(ds.x_test), "input_shape": list(ds.sample_shape),
+        "num_classes": ds.num_classes, "params": int(model.count_params()),
+        "file_bytes": (HERE / model_file).stat().st_size, "test_accuracy": round(accuracy, 4),
+        "epochs": epochs, "train_seconds": round(seconds, 1), "seed": seed, "script": script,
+    })
+    return accuracy

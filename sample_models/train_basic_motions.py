@@ -17,9 +17,8 @@ cores. Run from the repository root::
 """
 from __future__ import annotations
 
-import time
 
-from _common import HERE, SEED, compile_model, record, setup_tensorflow
+from _common import SEED, setup_tensorflow, train_and_record
 
 MODEL_FILE = "basic_motions_cnn.keras"
 EPOCHS = 60
@@ -50,28 +49,11 @@ def main() -> None:
     tf, keras = setup_tensorflow(SEED)
     from edgekit.data import load_dataset
 
-    import numpy as np
-
     ds = load_dataset("builtin:basic-motions")
     model = build(keras, ds.sample_shape, ds.num_classes)
-    compile_model(keras, model, LEARNING_RATE)
-    model.summary()
-    start = time.perf_counter()
-    model.fit(np.asarray(ds.x_train), np.asarray(ds.y_train), epochs=EPOCHS, batch_size=BATCH,
-              shuffle=True, verbose=2)
-    seconds = time.perf_counter() - start
-    probs = model.predict(np.asarray(ds.x_test), batch_size=64, verbose=0)
-    accuracy = float(np.mean(np.argmax(probs, axis=1) == ds.y_test))
-    compile_model(keras, model, LEARNING_RATE)  # drop the optimizer state before saving
-    model.save(HERE / MODEL_FILE)
-    print(f"{MODEL_FILE}: test accuracy {accuracy:.4f} on {len(ds.x_test)} samples; trained in {seconds:.0f} s")
-    record(MODEL_FILE, {
-        "task": "sensor time-series classification (microcontrollers)", "dataset": ds.spec,
-        "data_fingerprint": ds.fingerprint, "n_train": len(ds.x_train), "n_test": len(ds.x_test),
-        "input_shape": list(ds.sample_shape), "num_classes": ds.num_classes, "params": int(model.count_params()),
-        "file_bytes": (HERE / MODEL_FILE).stat().st_size, "test_accuracy": round(accuracy, 4),
-        "epochs": EPOCHS, "train_seconds": round(seconds, 1), "seed": SEED, "script": "train_basic_motions.py",
-    })
+    train_and_record(keras, model, ds, model_file=MODEL_FILE,
+                     task="sensor time-series classification (microcontrollers)", script="train_basic_motions.py",
+                     epochs=EPOCHS, batch=BATCH, learning_rate=LEARNING_RATE, final_learning_rate=LEARNING_RATE)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,8 @@ give the same weights. Takes about two minutes on 2 CPU cores. Run from the repo
 """
 from __future__ import annotations
 
-import time
 
-from _common import HERE, SEED, compile_model, record, setup_tensorflow
+from _common import SEED, setup_tensorflow, train_and_record
 
 MODEL_FILE = "fashion_mnist_cnn.keras"
 EPOCHS = 20
@@ -57,24 +56,10 @@ def main() -> None:
     ds = load_dataset("builtin:fashion-mnist")
     model = build(keras, ds.sample_shape, ds.num_classes)
     steps = EPOCHS * int(np.ceil(len(ds.x_train) / BATCH))
-    compile_model(keras, model, keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps, alpha=0.02))
-    model.summary()
-    start = time.perf_counter()
-    model.fit(np.asarray(ds.x_train), np.asarray(ds.y_train), epochs=EPOCHS, batch_size=BATCH,
-              shuffle=True, verbose=2)
-    seconds = time.perf_counter() - start
-    probs = model.predict(np.asarray(ds.x_test), batch_size=256, verbose=0)
-    accuracy = float(np.mean(np.argmax(probs, axis=1) == ds.y_test))
-    compile_model(keras, model, LEARNING_RATE)  # drop the optimizer state before saving
-    model.save(HERE / MODEL_FILE)
-    print(f"{MODEL_FILE}: test accuracy {accuracy:.4f} on {len(ds.x_test)} samples; trained in {seconds:.0f} s")
-    record(MODEL_FILE, {
-        "task": "image classification (mobile, Raspberry Pi)", "dataset": ds.spec, "data_fingerprint": ds.fingerprint,
-        "n_train": len(ds.x_train), "n_test": len(ds.x_test), "input_shape": list(ds.sample_shape),
-        "num_classes": ds.num_classes, "params": int(model.count_params()),
-        "file_bytes": (HERE / MODEL_FILE).stat().st_size, "test_accuracy": round(accuracy, 4),
-        "epochs": EPOCHS, "train_seconds": round(seconds, 1), "seed": SEED, "script": "train_fashion_mnist.py",
-    })
+    train_and_record(keras, model, ds, model_file=MODEL_FILE, task="image classification (mobile, Raspberry Pi)",
+                     script="train_fashion_mnist.py", epochs=EPOCHS, batch=BATCH,
+                     learning_rate=keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps, alpha=0.02),
+                     final_learning_rate=LEARNING_RATE)
 
 
 if __name__ == "__main__":
