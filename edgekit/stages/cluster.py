@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..recipe import ClusterConfig
 from .finetune import LossSpec, TrainData, fine_tune
-from .prune import LayerChoice, fresh_copy, iter_layers, layer_sparsity, select_layers
+from .prune import LayerChoice, fresh_copy, iter_layers, layer_sparsity, select_layers, wrap_selected
 
 STAGE_VERSION = 1
 
@@ -86,16 +86,7 @@ def cluster_model(model: Any, cfg: ClusterConfig, *, data: TrainData, loss: Loss
     params = {"number_of_clusters": cfg.clusters,
               "cluster_centroids_init": getattr(ck.CentroidInitialization, _INIT[cfg.init]),
               "preserve_sparsity": preserve_sparsity}
-    names_by_layer = {id(layer): name for name, layer in iter_layers(model)}
-
-    def wrap(layer: Any) -> Any:
-        if isinstance(layer, keras.Model):
-            return keras.models.clone_model(layer, clone_function=wrap)
-        if names_by_layer.get(id(layer)) in selected:
-            return ck.cluster_weights(layer, **params)
-        return layer
-
-    wrapped = keras.models.clone_model(model, clone_function=wrap)
+    wrapped = wrap_selected(keras, model, selected, lambda layer: ck.cluster_weights(layer, **params))
     fit = fine_tune(wrapped, data, loss=loss, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                     patience=patience, seed=seed, stage="cluster", progress=progress,
                     tensorboard_dir=tensorboard_dir)

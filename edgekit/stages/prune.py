@@ -47,6 +47,25 @@ class LayerChoice:
         return asdict(self)
 
 
+def wrap_selected(keras: Any, model: Any, selected: set[str] | Iterable[str], wrapper: Any) -> Any:
+    """Clone ``model`` (nested models too) with ``wrapper(layer)`` in place of each selected layer.
+
+    Like tfmot's own model wrapper: wrapped and untouched layers keep their weights.
+    ``selected`` holds qualified names as yielded by :func:`iter_layers`.
+    """
+    chosen = set(selected)
+    names_by_layer = {id(layer): name for name, layer in iter_layers(model)}
+
+    def wrap(layer: Any) -> Any:
+        if isinstance(layer, keras.Model):
+            return keras.models.clone_model(layer, clone_function=wrap)
+        if names_by_layer.get(id(layer)) in chosen:
+            return wrapper(layer)
+        return layer
+
+    return keras.models.clone_model(model, clone_function=wrap)
+
+
 def iter_layers(model: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
     """Yield ``(qualified_name, layer)`` for every layer, descending into nested models."""
     for layer in model.layers:
@@ -377,19 +396,9 @@ def prune_model(model: Any, cfg: PruneConfig, *, data: TrainData | None, loss: L
     params: dict[str, Any] = {"pruning_schedule": schedule}
     if cfg.m_by_n:
         params["sparsity_m_by_n"] = cfg.m_by_n
-    names_by_layer = {id(layer): name for name, layer in iter_layers(model)}
-
-    def wrap(layer: Any) -> Any:
-        # Like tfmot's own model wrapper: wrapped and untouched layers keep their weights.
-        if isinstance(layer, keras.Model):
-            return keras.models.clone_model(layer, clone_function=wrap)
-        if names_by_layer.get(id(layer)) in selected:
-            return sk.prune_low_magnitude(layer, **params)
-        return layer
-
     if use_policy:
         sk.PruneForLatencyOnXNNPack().ensure_model_supports_pruning(model)
-    wrapped = keras.models.clone_model(model, clone_function=wrap)
+    wrapped = wrap_selected(keras, model, selected, lambda layer: sk.prune_low_magnitude(layer, **params))
 
     extra = [lambda log_dir: sk.PruningSummaries(log_dir=log_dir)] if tensorboard_dir else []
     fit = fine_tune(wrapped, data, loss=loss, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
