@@ -47,46 +47,51 @@ def dequantize_output(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return y.astype(np.float32)
 
 
-def _try_resize(interp: Any, index: int, shape: list[int]) -> bool:
+def resize_inputs(interp: Any, batch: int) -> bool:
+    """Set every input's batch dimension to ``batch`` and reallocate; False when the model refuses."""
     try:
-        interp.resize_tensor_input(index, shape, strict=False)
+        for d in interp.get_input_details():
+            interp.resize_tensor_input(d["index"], [batch, *list(d["shape"])[1:]], strict=False)
         interp.allocate_tensors()
         return True
     except (ValueError, RuntimeError):
         return False
 
 
-def predict_tflite(model_bytes: bytes, x: np.ndarray, *, threads: int = 1, batch_size: int = 256,
-                   reference_kernels: bool = False) -> np.ndarray:
-    """Run the model's first input/output over ``x`` (N, ...) and return float outputs (N, ...).
+def predict_tflite_all(model_bytes: bytes, x: np.ndarray, *, threads: int = 1, batch_size: int = 256,
+                       reference_kernels: bool = False) -> list[np.ndarray]:
+    """Run the model's first input over ``x`` (N, ...) and return every output as float (N, ...), in order.
 
-    Batches by resizing the input tensor's batch dimension when the model allows it, otherwise
-    invokes once per sample.
+    Batches by resizing the inputs' batch dimension when the model allows it, otherwise invokes
+    once per sample.
     """
     interp = make_interpreter(model_bytes, threads=threads, reference_kernels=reference_kernels)
-    inp = interp.get_input_details()[0]
-    out_index = interp.get_output_details()[0]["index"]
     n = int(x.shape[0])
-    base = list(inp["shape"])
     batch = min(batch_size, n) if n else 1
-    batched = batch > 1 and _try_resize(interp, inp["index"], [batch, *base[1:]])
-    if not batched:
+    if not (batch > 1 and resize_inputs(interp, batch)):
         batch = 1
-        if not _try_resize(interp, inp["index"], [1, *base[1:]]):
+        if not resize_inputs(interp, 1):
             interp.allocate_tensors()
-    outputs: list[np.ndarray] = []
+    collected: list[list[np.ndarray]] = [[] for _ in interp.get_output_details()]
     for start in range(0, n, batch):
         chunk = x[start:start + batch]
         if chunk.shape[0] != batch:  # last partial batch
-            if not _try_resize(interp, inp["index"], [chunk.shape[0], *base[1:]]):
+            if not resize_inputs(interp, chunk.shape[0]):
                 raise ModelError("cannot resize the model's input for the last batch")
             batch = chunk.shape[0]
         detail = interp.get_input_details()[0]
         interp.set_tensor(detail["index"], quantize_input(chunk, detail))
         interp.invoke()
-        out_detail = next(d for d in interp.get_output_details() if d["index"] == out_index)
-        outputs.append(dequantize_output(interp.get_tensor(out_index), out_detail))
-    return np.concatenate(outputs, axis=0) if outputs else np.zeros((0,), np.float32)
+        for k, out in enumerate(interp.get_output_details()):
+            collected[k].append(dequantize_output(interp.get_tensor(out["index"]), out))
+    return [np.concatenate(c, axis=0) if c else np.zeros((0,), np.float32) for c in collected]
+
+
+def predict_tflite(model_bytes: bytes, x: np.ndarray, *, threads: int = 1, batch_size: int = 256,
+                   reference_kernels: bool = False) -> np.ndarray:
+    """Like :func:`predict_tflite_all`, returning only the first output."""
+    return predict_tflite_all(model_bytes, x, threads=threads, batch_size=batch_size,
+                              reference_kernels=reference_kernels)[0]
 
 
 def io_details(model_bytes: bytes) -> dict[str, list[dict[str, Any]]]:

@@ -258,44 +258,12 @@ def _inspect_child(model_bytes: bytes) -> dict[str, Any]:
     return {**io, "quantization": _quantization_label(make_interpreter(model_bytes))}
 
 
-def _resize_all(interp: Any, batch: int) -> bool:
-    try:
-        for d in interp.get_input_details():
-            interp.resize_tensor_input(d["index"], [batch, *list(d["shape"])[1:]], strict=False)
-        interp.allocate_tensors()
-        return True
-    except (ValueError, RuntimeError):
-        return False
-
-
 def _predict_child(model_bytes: bytes, x: np.ndarray, threads: int = 1, batch_size: int = 256) -> dict[str, Any]:
     """All outputs of a model over ``x`` as float arrays, in output order (child process)."""
-    from .interp import dequantize_output, make_interpreter, predict_tflite, quantize_input
+    from .interp import io_details, predict_tflite_all
 
-    interp = make_interpreter(model_bytes, threads=threads)
-    out_details = interp.get_output_details()
-    names = [d["name"] for d in out_details]
-    if len(out_details) == 1:
-        return {"outputs": [predict_tflite(model_bytes, x, threads=threads, batch_size=batch_size)], "names": names}
-    n = len(x)
-    batch = min(batch_size, n) or 1
-    if not (batch > 1 and _resize_all(interp, batch)):
-        batch = 1
-        if not _resize_all(interp, 1):
-            interp.allocate_tensors()
-    collected: list[list[np.ndarray]] = [[] for _ in out_details]
-    for start in range(0, n, batch):
-        chunk = x[start:start + batch]
-        if len(chunk) != batch:
-            if not _resize_all(interp, len(chunk)):
-                raise ModelError("cannot resize the model's input for the last batch")
-            batch = len(chunk)
-        detail = interp.get_input_details()[0]
-        interp.set_tensor(detail["index"], quantize_input(chunk, detail))
-        interp.invoke()
-        for k, d in enumerate(interp.get_output_details()):
-            collected[k].append(dequantize_output(interp.get_tensor(d["index"]), d))
-    return {"outputs": [np.concatenate(c, axis=0) for c in collected], "names": names}
+    names = [d["name"] for d in io_details(model_bytes)["outputs"]]
+    return {"outputs": predict_tflite_all(model_bytes, x, threads=threads, batch_size=batch_size), "names": names}
 
 
 def _reference_child(path: str, x: np.ndarray, *, trust_model: bool, want_float_tflite: bool) -> dict[str, Any]:
@@ -384,15 +352,15 @@ def _dequant(value: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
 
 def _layer_error_child(quant_bytes: bytes, float_bytes: bytes, x: np.ndarray, batch: int = 16) -> dict[str, Any]:
     """Per-layer error of a quantized model against a float model on the same inputs (child process)."""
-    from .interp import quantize_input
+    from .interp import resize_inputs, quantize_input
 
     cand, ref = _debug_interpreter(quant_bytes), _debug_interpreter(float_bytes)
     n = len(x)
     batch = max(1, min(batch, n))
-    if not (_resize_all(cand, batch) and _resize_all(ref, batch)):
+    if not (resize_inputs(cand, batch) and resize_inputs(ref, batch)):
         batch = 1
         for it in (cand, ref):
-            if not _resize_all(it, 1):
+            if not resize_inputs(it, 1):
                 it.allocate_tensors()
     c_ops, r_ops = _ops(cand), _ops(ref)
     c_t = {int(d["index"]): d for d in cand.get_tensor_details()}
@@ -412,7 +380,7 @@ def _layer_error_child(quant_bytes: bytes, float_bytes: bytes, x: np.ndarray, ba
     for start in range(0, n, batch):
         chunk = np.asarray(x[start:start + batch], np.float32)
         if len(chunk) != batch:
-            if not (_resize_all(cand, len(chunk)) and _resize_all(ref, len(chunk))):
+            if not (resize_inputs(cand, len(chunk)) and resize_inputs(ref, len(chunk))):
                 break
             batch = len(chunk)
         for it, idxs in ((cand, c_in), (ref, r_in)):
