@@ -388,21 +388,22 @@ def compress(*, model: str, target: str | None = None, data: str | None = None, 
     tflite_path = out_dir / "model.tflite"
     atomic_write_bytes(tflite_path, result_bytes)
     _log(spec, f"checking the result against {tgt.name}")
-    fit, latency = _cached_device_facts(cache, tgt, tflite_path, sha256_bytes(result_bytes), progress=progress)
+    result_sha256 = sha256_bytes(result_bytes)
+    fit, latency = _cached_device_facts(cache, tgt, tflite_path, result_sha256, progress=progress)
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "kind": "compress",
         "target": tgt.name,
         "target_family": tgt.family,
         "passed": True,
-        "input": {"path": str(model), "sha256": sha256_file(model), "format": job["load_info"].get("format"),
+        "input": {"path": str(model), "sha256": settings.input_sha256, "format": job["load_info"].get("format"),
                   "saved_by": job["load_info"].get("saved_by"), "ported_to_tf_keras": job["load_info"].get("ported"),
                   "port_max_abs_diff": job["load_info"].get("port_max_abs_diff")},
         "data": job["data"],
         "settings": {k: v for k, v in asdict(settings).items() if k != "sources"},
         "settings_sources": settings.sources,
         "baseline": {"accuracy": job["baseline_accuracy"], "tflite_float32_bytes": job["float_bytes"]},
-        "result": {"path": str(tflite_path), "sha256": sha256_bytes(result_bytes),
+        "result": {"path": str(tflite_path), "sha256": result_sha256,
                    "quantization": settings.quantize, "io_dtype": settings.io_dtype,
                    "accuracy": job["result_accuracy"], "tflite_bytes": len(result_bytes),
                    "tflite_gzip_bytes": gzip_size(result_bytes), "sparsity": _sparsity(job),
