@@ -23,7 +23,7 @@ import shutil
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -61,6 +61,8 @@ def canonical_json(obj: Any) -> str:
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump()
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {"__dataclass__": type(obj).__qualname__, **asdict(obj)}
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     if hasattr(obj, "item"):  # numpy scalars
@@ -375,24 +377,57 @@ def store_job(cache: StageCache, key: str, job: Mapping[str, Any]) -> None:
 
 
 FACTS_STAGE = "device-facts"
-FACTS_VERSION = 1
+FACTS_VERSION = 2  # 2: TFLite Micro arena only for TFLite Micro targets
 
 
-def load_json_entry(cache: StageCache, key: str, name: str = "facts.json") -> Any | None:
-    """A JSON document stored by :func:`store_json_entry`, or None (miss, partial or corrupt entry)."""
+def load_text_entry(cache: StageCache, key: str, name: str) -> str | None:
+    """The text file ``name`` of a cache entry, or None (miss, partial or corrupt entry)."""
     entry = cache.lookup(key)
     if entry is None:
         return None
     try:
-        return json.loads(entry.file(name).read_text(encoding="utf-8"))
+        return entry.file(name).read_text(encoding="utf-8")
     except (OSError, KeyError, ValueError):
+        return None
+
+
+def store_text_entry(cache: StageCache, key: str, text: str, *, stage: str, name: str) -> None:
+    """Store one text file as a cache entry (no-op when the cache is disabled)."""
+    if not cache.enabled:
+        return
+    with cache.writer(key, stage=stage) as w:
+        (w.dir / name).write_text(text, encoding="utf-8")
+        w.set_output(name)
+
+
+def load_json_entry(cache: StageCache, key: str, name: str = "facts.json") -> Any | None:
+    """A JSON document stored by :func:`store_json_entry`, or None (miss, partial or corrupt entry)."""
+    text = load_text_entry(cache, key, name)
+    try:
+        return None if text is None else json.loads(text)
+    except ValueError:
         return None
 
 
 def store_json_entry(cache: StageCache, key: str, doc: Any, *, stage: str, name: str = "facts.json") -> None:
     """Store one JSON document as a cache entry (no-op when the cache is disabled)."""
-    if not cache.enabled:
-        return
-    with cache.writer(key, stage=stage) as w:
-        (w.dir / name).write_text(json.dumps(doc, default=_json_default), encoding="utf-8")
-        w.set_output(name)
+    store_text_entry(cache, key, json.dumps(doc, default=_json_default), stage=stage, name=name)
+
+
+CHART_STAGE = "chart"
+
+
+def chart_key(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
+    """Cache key of one report chart: the drawing function, its module's source, its arguments and
+    the tool versions (matplotlib included). None when an argument cannot be put into a key."""
+    from .versions import package_version
+
+    try:
+        source = Path(fn.__code__.co_filename).read_bytes()
+        config = {"fn": f"{fn.__module__}.{fn.__qualname__}", "args": list(args), "kwargs": dict(kwargs)}
+        canonical_json(config)
+    except (AttributeError, OSError, TypeError, ValueError):
+        return None
+    versions = {**key_versions(), "matplotlib": package_version("matplotlib") or "unknown"}
+    return stage_key(input_sha256=hashlib.sha256(source).hexdigest(), stage=CHART_STAGE, stage_version=1,
+                     config=config, data_fingerprint=None, versions=versions)

@@ -7,7 +7,7 @@ A data *spec* is either a path to an ``.npz`` file or ``builtin:<name>``:
   classification). An optional ``class_names`` string array names the classes. Files are read with
   ``allow_pickle=False``: object arrays are refused, so loading data never runs code.
 * ``builtin:fashion-mnist``: 9,000 train + 2,000 test Fashion-MNIST images (28, 28, 1), 10 classes.
-* ``builtin:digits``: scikit-learn's 8x8 digits (8, 8, 1), 10 classes, split as for ``x, y``.
+* ``builtin:digits``: scikit-learn's 8x8 digits (8, 8, 1), 10 classes, split as for ``x, y`` (stored as an ``.npz``).
 * ``builtin:basic-motions``: UEA BasicMotions smartwatch accelerometer + gyroscope series
   (100, 6), 4 classes, the archive's own train/test split (40 + 40).
 
@@ -65,7 +65,7 @@ class BuiltinDataset:
     description: str
     source: str
     license: str
-    file: str | None = None  # stored .npz inside edgekit/datasets/, None when generated at run time
+    file: str  # stored .npz inside edgekit/datasets/
     file_sha256: str | None = None  # checked on load: a changed or corrupt packaged file is an error
 
 
@@ -83,6 +83,8 @@ BUILTIN_DATASETS: dict[str, BuiltinDataset] = {
         description="scikit-learn digits: 1,797 8x8 images (8, 8, 1) scaled to [0, 1], 10 classes, 80/20 split",
         source="UCI Optical Recognition of Handwritten Digits, as shipped in scikit-learn (load_digits)",
         license="CC BY 4.0 (UCI); bundled with scikit-learn (BSD-3-Clause)",
+        file="digits.npz",
+        file_sha256="f717b0e6d3a4bfa0d31905b5fc0a7ddd23cc71b0f0874c4de0157190125bf295",
     ),
     "basic-motions": BuiltinDataset(
         name="basic-motions",
@@ -348,9 +350,6 @@ def _load_builtin(spec: str, *, task: Task | None, scale_uint8: bool) -> Dataset
         raise DataError(f"data {spec}: unknown built-in dataset {name!r}; expected one of "
                         f"{', '.join(list_builtin_datasets())}", hint="or pass the path of an .npz file")
     canonical = BUILTIN_PREFIX + entry.name
-    if entry.file is None:
-        arrays, class_names = _digits_arrays()
-        return _build(canonical, arrays, task=task, class_names=class_names, scale_uint8=scale_uint8)
     path = _DATA_DIR / entry.file
     if not path.is_file():
         raise DataError(f"data {canonical}: packaged file {path} is missing",
@@ -362,17 +361,6 @@ def _load_builtin(spec: str, *, task: Task | None, scale_uint8: bool) -> Dataset
                             f"got {got[:16]}…", hint="the file is corrupt or modified; reinstall edgekit")
     ds = _load_npz(path, task=task, scale_uint8=scale_uint8)
     return dataclasses.replace(ds, spec=canonical)
-
-
-def _digits_arrays() -> tuple[dict[str, np.ndarray], list[str]]:
-    from sklearn.datasets import load_digits  # lazy: scikit-learn is only needed for this dataset
-
-    bunch = load_digits()
-    x = (np.asarray(bunch.images, dtype=np.float32) / np.float32(16.0))[..., None]
-    y = np.asarray(bunch.target, dtype=np.int64)
-    x_train, y_train, x_test, y_test = split_train_test(x, y)
-    names = [str(n) for n in bunch.target_names]
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}, names
 
 
 def _load_npz(path: Path, *, task: Task | None, scale_uint8: bool) -> Dataset:

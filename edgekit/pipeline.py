@@ -237,14 +237,17 @@ def _compress_job(spec: JobSpec) -> dict[str, Any]:  # runs in the child process
 def _device_facts(target: Any, tflite_path: Path, *, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """What the target would make of the result: op support, memory fit, latency.
 
-    Uses the same analysis as ``edgekit inspect`` (TFLite Micro's own arena figure where it loads
-    the model) and a short host benchmark at the target's thread count. The target latency is an
-    estimate and is labelled so; the host measurement is reported beside it, never in its place.
+    Uses the same analysis as ``edgekit inspect`` and a short host benchmark at the target's thread
+    count. The tensor arena comes from TFLite Micro itself only for a TFLite Micro target (its arena
+    says nothing about LiteRT on a phone or a Pi, which get the greedy planner's estimate, labelled
+    ``greedy-estimate``). The target latency is an estimate and is labelled so; the host measurement
+    is reported beside it, never in its place.
     """
     from .analysis.inspection import inspect as inspect_model
     from .bench.run import benchmark
 
-    doc = inspect_model(model=str(tflite_path), targets=[target])
+    on_tflm = getattr(getattr(target, "runtime", None), "name", None) == "tflite-micro"
+    doc = inspect_model(model=str(tflite_path), targets=[target], measure_arena=on_tflm)
     fit = doc["targets"][target.name]
     fit["arena_bytes"] = doc.get("arena_bytes", fit.get("arena_bytes"))
     fit["arena_source"] = doc.get("arena_source", fit.get("arena_source"))
@@ -311,6 +314,27 @@ def _target_checks(target: Any, report: dict[str, Any], fit: dict[str, Any] | No
         drop = round(base_acc - res["accuracy"], 6)
         checks.append({"name": "accuracy_drop", "value": drop, "limit": max_drop, "passed": drop <= max_drop})
     return checks
+
+
+def _warm_up_reporting() -> None:
+    """Load the report and inspection code (matplotlib, the flatbuffer schema, the harness runner) in a
+    daemon thread while the training child runs: this process only waits then, and those imports
+    otherwise come after the child, on the critical path. Failures are ignored: the real import
+    later reports them."""
+    def warm() -> None:
+        try:
+            from .analysis import inspection  # noqa: F401
+            from .bench import run  # noqa: F401
+            from .report import html  # noqa: F401
+            from .report.plots import warm_up
+
+            warm_up()
+        except Exception:  # noqa: BLE001 - best effort; the same import on the main path raises properly
+            pass
+
+    import threading
+
+    threading.Thread(target=warm, name="edgekit-warm-up", daemon=True).start()
 
 
 def compress(*, model: str, target: str | None = None, data: str | None = None, recipe: str | None = None,
@@ -381,6 +405,7 @@ def compress(*, model: str, target: str | None = None, data: str | None = None, 
     if job is not None:
         _log(spec, "every stage reused from the stage cache (--no-cache to recompute)")
     else:
+        _warm_up_reporting()
         job = run_in_child(_compress_job, spec, what=f"compressing {model}", timeout=None)
         store_job(cache, job_key, job)
 
@@ -424,7 +449,7 @@ def compress(*, model: str, target: str | None = None, data: str | None = None, 
     report["seconds"] = round(time.perf_counter() - started, 2)
     from .report.writer import write_reports
 
-    write_reports(report, out_dir)
+    write_reports(report, out_dir, chart_cache=cache)
     return report
 
 

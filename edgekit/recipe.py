@@ -20,8 +20,8 @@ A recipe file looks like this (every key is optional; unknown keys are errors)::
       exclude: ["*_head*"]          # patterns of layer names to leave dense
     cluster: {clusters: 16, init: kmeans++}
     qat: {exclude: []}
-    train: {epochs: 2, batch_size: 32, learning_rate: 0.0002, patience: 2, validation_split: 0.1,
-            loss: auto}
+    train: {epochs: 2, batch_size: 32, learning_rate: 0.0005, lr_schedule: cosine, patience: 2,
+            validation_split: 0.1, loss: auto, distill: 0.0}
     convert: {quantize: int8, io_dtype: float32}
 
 Nothing here imports TensorFlow: recipes are checked before any model is loaded.
@@ -148,13 +148,20 @@ class TrainConfig(_Strict):
 
     epochs: int = Field(default=2, ge=0, le=1000, description="fine-tuning epochs (at least 1 when training)")
     batch_size: int = Field(default=32, ge=1, le=65536)
-    learning_rate: float = Field(default=2e-4, gt=0, le=1.0)
+    learning_rate: float = Field(default=5e-4, gt=0, le=1.0, description="peak learning rate of each stage")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        default="cosine", description="learning rate over a stage: cosine decay to 1 % of it (default), or constant")
     patience: int = Field(default=2, ge=1, description="early stopping: epochs without val_loss improvement")
     validation_split: float = Field(default=0.1, gt=0.0, lt=0.5,
                                     description="share of the training split held out for early stopping")
     loss: str = Field(default="auto", description=f"one of {', '.join(LOSSES)}")
     seed: int = 0
     max_samples: Optional[int] = Field(default=None, ge=1, description="use at most this many training samples")
+    distill: float = Field(default=0.0, ge=0.0, le=0.5,
+                           description="knowledge distillation: weight of the input model's predicted class "
+                                       "probabilities in the fine-tuning targets, the rest being the labels "
+                                       "(0: labels only; at most 0.5 so the label always stays the target "
+                                       "class; softmax / logits classifiers only)")
 
     @field_validator("loss")
     @classmethod
@@ -506,6 +513,9 @@ def describe(recipe: Recipe) -> list[str]:
                 "cluster-preserving (CQAT)" if "cluster" in recipe.stages else \
                 "prune-preserving (PQAT)" if "prune" in recipe.stages else "default 8-bit"
             lines.append(f"qat: {scheme}, {epochs} epoch(s)")
+    if recipe.training and recipe.train.distill > 0:
+        lines.append(f"fine-tuning targets: {1 - recipe.train.distill:.0%} labels + {recipe.train.distill:.0%} "
+                     "the input model's predictions (distillation)")
     c = recipe.convert
     lines.append(f"convert: {c.quantize}" + (f" ({c.io_dtype} I/O)" if c.quantize == "int8" else ""))
     return lines

@@ -1,8 +1,8 @@
 """Train ``fashion_mnist_cnn.keras``: a small image classifier for phones and Raspberry Pis.
 
 Data: ``builtin:fashion-mnist`` (9,000 train / 2,000 test images shipped with edgekit).
-Model: three Conv2D + BatchNorm + ReLU + max-pool blocks (16, 32, 64 channels), a Dense(60) ReLU
-layer, dropout and a softmax Dense layer; about 59k parameters. Every layer is one that tfmot can
+Model: three Conv2D + BatchNorm + ReLU + max-pool blocks (16, 32, 64 channels), a Dense(128) ReLU
+layer, dropout and a softmax Dense layer; about 99k parameters. Every layer is one that tfmot can
 prune and quantize-aware-train (Conv2D directly followed by BatchNormalization, separate ReLU
 layers after the convolutions, no Rescaling: inputs arrive in [0, 1]).
 
@@ -23,7 +23,7 @@ BATCH = 64
 
 
 def build(keras, input_shape, num_classes):
-    """The CNN: Conv-BN-ReLU-pool x3 (16, 32, 64 channels), a Dense(60) ReLU layer, dropout, softmax."""
+    """The CNN: Conv-BN-ReLU-pool x3 (16, 32, 64 channels), a Dense(128) ReLU layer, dropout, softmax."""
     layers = keras.layers
     return keras.Sequential([
         keras.Input(shape=input_shape, name="image"),
@@ -41,7 +41,7 @@ def build(keras, input_shape, num_classes):
         layers.MaxPooling2D(2, name="pool3"),
         layers.Flatten(name="flatten"),
         layers.Dropout(0.3, name="dropout1"),
-        layers.Dense(60, activation="relu", name="hidden"),
+        layers.Dense(128, activation="relu", name="hidden"),
         layers.Dropout(0.3, name="dropout2"),
         layers.Dense(num_classes, activation="softmax", name="probs"),
     ], name="fashion_mnist_cnn")

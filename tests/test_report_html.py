@@ -454,3 +454,37 @@ def test_quiet_tf_child_hides_native_stderr_unless_debug(tmp_path, debug):
 def test_report_json_roundtrip_renders_identically():
     doc = json.loads(json.dumps(compress_doc()))
     assert render_html(doc) == default_page()  # byte-identical: `edgekit report` reproduces the page
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# chart cache (a fully cached compress re-run draws no chart)
+# ---------------------------------------------------------------------------------------------------------------
+def test_chart_cache_reuses_identical_charts_and_redraws_changed_ones(tmp_path, monkeypatch):
+    from edgekit.cache import StageCache
+    from edgekit.report import htmlkit
+    from edgekit.report.writer import write_reports
+
+    cache = StageCache(tmp_path / "cache")
+    doc = compress_doc()
+    first = write_reports(doc, tmp_path / "a", chart_cache=cache)["html"].read_text(encoding="utf-8")
+    stored = len(list((tmp_path / "cache" / "stages").iterdir()))
+    assert stored >= 5  # one entry per chart of the page
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("a chart was drawn although it is in the cache")
+
+    monkeypatch.setattr(plots, "_to_svg", no_drawing)
+    again = write_reports(doc, tmp_path / "b", chart_cache=cache)["html"].read_text(encoding="utf-8")
+    assert again == first  # byte-identical page, nothing drawn
+    assert len(list((tmp_path / "cache" / "stages").iterdir())) == stored
+
+    changed = copy.deepcopy(doc)
+    changed["result"]["tflite_bytes"] += 4096  # moves the size bar: that chart must be redrawn
+    page = write_reports(changed, tmp_path / "c", chart_cache=cache)["html"].read_text(encoding="utf-8")
+    assert "chart unavailable" in page and "a chart was drawn" in page  # the redraw hit the patched drawer
+    # without a cache (or with a disabled one, as --no-cache makes) every chart is drawn again
+    disabled = StageCache(tmp_path / "cache", enabled=False)
+    page = write_reports(doc, tmp_path / "d", chart_cache=disabled)["html"].read_text(encoding="utf-8")
+    assert page.count("a chart was drawn") >= 5
+    with htmlkit.chart_cache(None):
+        assert "a chart was drawn" in htmlkit.plot(plots.budget_bars, [])

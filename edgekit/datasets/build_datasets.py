@@ -1,11 +1,13 @@
 """Regenerate the datasets stored in ``edgekit/datasets/`` from their original distributions.
 
-This is a one-off provenance script, not part of edgekit's run time. It needs only numpy.
+This is a one-off provenance script, not part of edgekit's run time. It needs numpy, and
+scikit-learn for the digits.
 
 Sources (see README.md in this folder for licences):
 
 * Fashion-MNIST: the IDX files of Debian's ``dataset-fashion-mnist`` package
   (``apt-get install -y dataset-fashion-mnist`` puts them in ``/usr/share/datasets/fashion-mnist``).
+* digits: scikit-learn's ``load_digits()`` (the copy of the UCI data inside the scikit-learn wheel).
 * BasicMotions: the UEA archive ``.ts`` files shipped inside the ``aeon`` wheel::
 
       pip download aeon==1.6.0 --no-deps -d /tmp/aeon
@@ -124,6 +126,23 @@ def build_basic_motions(src: Path, out: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def build_digits(out: Path) -> dict[str, np.ndarray]:
+    """scikit-learn's digits scaled to [0, 1] (float32, values k/16), with a channel axis, split 80/20
+    stratified by label with seed 0 -- the split edgekit applies to any ``.npz`` holding only ``x, y``."""
+    from sklearn.datasets import load_digits  # build time only: edgekit never imports scikit-learn to load it
+
+    from edgekit.data import split_train_test
+
+    bunch = load_digits()
+    x = (np.asarray(bunch.images, dtype=np.float32) / np.float32(16.0))[..., None]
+    y = np.asarray(bunch.target, dtype=np.uint8)
+    x_train, y_train, x_test, y_test = split_train_test(x, y)
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
+              "class_names": np.array([str(n) for n in bunch.target_names])}
+    write_npz(out, arrays)
+    return arrays
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fashion-mnist-dir", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
@@ -131,10 +150,12 @@ def main(argv: list[str] | None = None) -> None:
                         default=Path("/tmp/aeon/aeon/datasets/data/BasicMotions"))
     parser.add_argument("--out-dir", type=Path, default=HERE)
     args = parser.parse_args(argv)
-    for name, build, src in (("fashion_mnist.npz", build_fashion_mnist, args.fashion_mnist_dir),
-                             ("basic_motions.npz", build_basic_motions, args.basic_motions_dir)):
+    builds = (("fashion_mnist.npz", lambda out: build_fashion_mnist(args.fashion_mnist_dir, out)),
+              ("basic_motions.npz", lambda out: build_basic_motions(args.basic_motions_dir, out)),
+              ("digits.npz", build_digits))
+    for name, build in builds:
         out = args.out_dir / name
-        arrays = build(src, out)
+        arrays = build(out)
         shapes = ", ".join(f"{k}{tuple(v.shape)}:{v.dtype}" for k, v in arrays.items())
         print(f"{out} ({out.stat().st_size} bytes): {shapes}")
 

@@ -5,8 +5,10 @@ with :func:`esc`. No scripts and no external references: the page must stay self
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from html import escape
 from typing import Any
 
@@ -201,12 +203,41 @@ def why(doc: dict[str, Any]) -> str:
     return f'<div class="why"><h2>{esc(title)}</h2><ul>{items}</ul>{code}</div>'
 
 
+_CHART_CACHE: contextvars.ContextVar[Any] = contextvars.ContextVar("edgekit_chart_cache", default=None)
+
+
+@contextlib.contextmanager
+def chart_cache(cache: Any) -> Iterator[None]:
+    """Within this block, :func:`plot` reuses charts stored in ``cache`` (an enabled
+    :class:`edgekit.cache.StageCache`) and stores the ones it draws. A chart's key is its drawing
+    function, that function's source file, its arguments and the tool versions, so a cached chart is
+    the same SVG the function would draw again. ``None`` or a disabled cache: draw every chart."""
+    token = _CHART_CACHE.set(cache if cache is not None and getattr(cache, "enabled", False) else None)
+    try:
+        yield
+    finally:
+        _CHART_CACHE.reset(token)
+
+
 def plot(fn: Callable[..., str], *args: Any, **kwargs: Any) -> str:
     """Render one chart; a chart that cannot be drawn becomes a note instead of breaking the report."""
+    cache = _CHART_CACHE.get()
+    key = None
+    if cache is not None:
+        from .. import cache as cachelib
+
+        key = cachelib.chart_key(fn, args, kwargs)
+        svg = cachelib.load_text_entry(cache, key, "chart.svg") if key else None
+        if svg is not None:
+            return svg
     try:
-        return fn(*args, **kwargs)
+        svg = fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - a report must render even if one chart cannot
         return note(f"<strong>chart unavailable:</strong> {esc(type(exc).__name__)}: {esc(exc)}")
+    if key:
+        with contextlib.suppress(OSError):  # a full or read-only cache costs the next run a redraw, nothing more
+            cachelib.store_text_entry(cache, key, svg, stage=cachelib.CHART_STAGE, name="chart.svg")
+    return svg
 
 
 def dig(doc: Any, *path: str) -> Any:

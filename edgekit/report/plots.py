@@ -129,6 +129,19 @@ def clean_svg(svg: str, *, prefix: str, title: str) -> str:
     return svg.strip()
 
 
+def warm_up() -> None:
+    """Import matplotlib and draw one throw-away chart (fonts, SVG backend), so that the first real
+    chart costs only its own drawing. ``compress`` calls this in a background thread while its
+    training child runs and this process has nothing else to do."""
+    from matplotlib.backends import backend_svg  # noqa: F401 - the import is the point
+
+    fig = _figure(1.0, 1.0)
+    ax = fig.add_subplot()
+    ax.bar([0], [1.0])
+    ax.set_title("warm-up")
+    fig.savefig(io.StringIO(), format="svg")
+
+
 def _kib(n: float) -> float:
     return n / 1024.0
 

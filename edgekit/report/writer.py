@@ -18,8 +18,12 @@ def _markdown(report: dict[str, Any]) -> str:
         return fallback_markdown(report)
 
 
-def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
-    """Write ``report.json``, ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
+def write_reports(report: dict[str, Any], out_dir: str | Path, *, chart_cache: Any = None) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``report.html`` into ``out_dir``; return their paths.
+
+    ``chart_cache``: an :class:`edgekit.cache.StageCache` whose stored charts the HTML page may reuse
+    (a fully cached ``compress`` re-run then draws nothing); None draws every chart.
+    """
     out = Path(out_dir)
     paths = {
         "json": atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=str) + "\n"),
@@ -27,7 +31,9 @@ def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path
     }
     try:
         from .html import render_html
+        from .htmlkit import chart_cache as use_chart_cache
     except ImportError:
         return paths
-    paths["html"] = atomic_write_text(out / "report.html", render_html(report))
+    with use_chart_cache(chart_cache):
+        paths["html"] = atomic_write_text(out / "report.html", render_html(report))
     return paths

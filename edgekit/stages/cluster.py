@@ -56,7 +56,7 @@ def unique_values(model: Any, names: set[str]) -> dict[str, int]:
 def cluster_model(model: Any, cfg: ClusterConfig, *, data: TrainData, loss: LossSpec, epochs: int,
                   learning_rate: float, batch_size: int, patience: int, seed: int = 0,
                   preserve_sparsity: bool = False, progress: bool = False,
-                  tensorboard_dir: str | None = None) -> tuple[Any, dict[str, Any]]:
+                  tensorboard_dir: str | None = None, lr_schedule: str = "constant") -> tuple[Any, dict[str, Any]]:
     """Cluster the selected layers' weights while fine-tuning, then strip the wrappers.
 
     Args:
@@ -89,7 +89,7 @@ def cluster_model(model: Any, cfg: ClusterConfig, *, data: TrainData, loss: Loss
     wrapped = wrap_selected(keras, model, selected, lambda layer: ck.cluster_weights(layer, **params))
     fit = fine_tune(wrapped, data, loss=loss, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                     patience=patience, seed=seed, stage="cluster", progress=progress,
-                    tensorboard_dir=tensorboard_dir)
+                    tensorboard_dir=tensorboard_dir, lr_schedule=lr_schedule)
     stripped = fresh_copy(ck.strip_clustering(wrapped))
     uniq = unique_values(stripped, selected)
     metrics: dict[str, Any] = {

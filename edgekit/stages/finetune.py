@@ -210,16 +210,70 @@ def check_labels(loss: LossSpec, y: np.ndarray, *, output_units: int | None, sou
 
 @dataclass
 class TrainData:
-    """Training and validation arrays after the split (plain numpy, picklable)."""
+    """Training and validation arrays after the split (plain numpy, picklable).
+
+    ``teacher_train`` / ``teacher_val``: class probabilities predicted by a teacher model for the
+    same samples, mixed into the targets with weight ``distill`` (see :func:`with_teacher`).
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
+    teacher_train: np.ndarray | None = None
+    teacher_val: np.ndarray | None = None
+    distill: float = 0.0
 
     @property
     def n_train(self) -> int:
         return int(len(self.x_train))
+
+
+DISTILL_KINDS = ("sparse", "categorical")
+"""Loss kinds knowledge distillation applies to (single-label classifiers: softmax or logits)."""
+
+
+def with_teacher(data: TrainData, teacher: Any, *, loss: LossSpec, weight: float,
+                 batch_size: int = 256) -> TrainData:
+    """``data`` with the teacher's class probabilities attached, for knowledge distillation.
+
+    The fine-tuning target of a sample becomes ``(1 - weight) * one_hot(label) + weight * p_teacher``
+    (Hinton et al. 2015 at temperature 1), trained with categorical cross-entropy. ``weight`` is at
+    most 0.5, so the labelled class stays the largest entry of every target. Loss kinds outside
+    :data:`DISTILL_KINDS` (binary, regression) and ``weight == 0`` return ``data`` unchanged.
+
+    Args:
+        data: the split from :func:`make_split`.
+        teacher: the float tf_keras model whose predictions guide the compressed one (the input model).
+        loss: the stage loss; ``from_logits`` teachers are turned into probabilities with a softmax.
+        weight: the teacher's share of each target, in [0, 0.5].
+    """
+    if weight <= 0 or loss.kind not in DISTILL_KINDS:
+        return data
+    if weight > 0.5:
+        raise ValueError(f"distillation weight {weight} > 0.5 would let the teacher overrule labels")
+
+    def probs(x: np.ndarray) -> np.ndarray:
+        out = np.asarray(teacher.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+        out = out.reshape(len(x), -1)
+        if loss.from_logits:
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+        out = np.clip(out, 0.0, None)
+        return (out / np.maximum(out.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    return TrainData(data.x_train, data.y_train, data.x_val, data.y_val, teacher_train=probs(data.x_train),
+                     teacher_val=probs(data.x_val), distill=float(weight))
+
+
+def _targets(loss: LossSpec, y: np.ndarray, teacher: np.ndarray | None, weight: float, *,
+             output_units: int | None) -> np.ndarray:
+    """The fit targets: labels in the loss's form, mixed with the teacher's probabilities when given."""
+    if teacher is None:
+        return prepare_labels(loss, y, output_units=output_units)
+    units = teacher.shape[1]
+    one_hot = y.astype(np.float32) if (y.ndim == 2 and y.shape[1] == units) else \
+        np.eye(units, dtype=np.float32)[y.reshape(-1).astype(np.int64)]
+    return ((1.0 - weight) * one_hot + weight * teacher).astype(np.float32)
 
 
 def make_split(x: np.ndarray, y: np.ndarray, *, validation_split: float, batch_size: int, seed: int = 0,
@@ -293,7 +347,8 @@ def _loss_and_metrics(keras: Any, loss: LossSpec) -> tuple[Any, list[Any]]:
 def fine_tune(model: Any, data: TrainData, *, loss: LossSpec, epochs: int, learning_rate: float,
               batch_size: int, patience: int, seed: int = 0, stage: str = "train",
               callbacks: Sequence[Any] = (), best_from_epoch: int = 0, progress: bool = False,
-              tensorboard_dir: str | Path | None = None, extra_tensorboard: Sequence[Any] = ()) -> FitResult:
+              tensorboard_dir: str | Path | None = None, extra_tensorboard: Sequence[Any] = (),
+              lr_schedule: str = "constant") -> FitResult:
     """Compile ``model`` with ``loss`` + Adam and train it, with early stopping on ``val_loss``.
 
     Args:
@@ -309,6 +364,9 @@ def fine_tune(model: Any, data: TrainData, *, loss: LossSpec, epochs: int, learn
         tensorboard_dir: write TensorBoard logs under ``<dir>/<stage>``.
         extra_tensorboard: callbacks that are added only with ``tensorboard_dir`` (built lazily
             by the caller, e.g. pruning summaries), given the log dir.
+        lr_schedule: ``constant``, or ``cosine``: the learning rate decays from ``learning_rate``
+            along a half cosine to 1 % of it over all ``epochs`` (the weights settle at the end of
+            the stage instead of stopping mid-stride).
 
     Returns:
         A :class:`FitResult`; the model keeps the best weights seen from ``best_from_epoch`` on.
@@ -318,10 +376,18 @@ def fine_tune(model: Any, data: TrainData, *, loss: LossSpec, epochs: int, learn
     keras = _keras()
     keras.utils.set_random_seed(seed)
     out_units = output_info(model)["units"]
-    y_train = prepare_labels(loss, data.y_train, output_units=out_units)
-    y_val = prepare_labels(loss, data.y_val, output_units=out_units)
-    loss_obj, metrics = _loss_and_metrics(keras, loss)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss_obj, metrics=metrics)
+    y_train = _targets(loss, data.y_train, data.teacher_train, data.distill, output_units=out_units)
+    y_val = _targets(loss, data.y_val, data.teacher_val, data.distill, output_units=out_units)
+    distilling = data.teacher_train is not None
+    # soft targets need the dense form of the cross-entropy; with weight <= 0.5 the argmax of every
+    # target is still its label, so categorical accuracy stays the accuracy on the labels
+    loss_obj, metrics = _loss_and_metrics(keras, LossSpec("categorical_crossentropy", "categorical",
+                                                          loss.from_logits, loss.source, loss.reason)
+                                          if distilling else loss)
+    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(keras, learning_rate, lr_schedule,
+                                                                 steps=epochs * steps_per_epoch(data.n_train,
+                                                                                                batch_size))),
+                  loss=loss_obj, metrics=metrics)
 
     best = _best_weights_callback(keras, patience=patience, start_epoch=best_from_epoch)
     cbs: list[Any] = [*callbacks, best]
@@ -339,6 +405,17 @@ def fine_tune(model: Any, data: TrainData, *, loss: LossSpec, epochs: int, learn
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     return FitResult(epochs_run=len(history.get("loss", [])), best_epoch=best.best_epoch,
                      stopped_early=best.stopped_early, history=history, seconds=seconds)
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def _learning_rate(keras: Any, learning_rate: float, schedule: str, *, steps: int) -> Any:
+    if schedule == "constant":
+        return learning_rate
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps), alpha=0.01)
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; expected one of {', '.join(LR_SCHEDULES)}")
 
 
 def _best_weights_callback(keras: Any, *, patience: int, start_epoch: int) -> Any:

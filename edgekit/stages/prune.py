@@ -358,7 +358,7 @@ def choose_layers(model: Any, cfg: Any, *, use_policy: bool) -> list[Any]:
 def prune_model(model: Any, cfg: PruneConfig, *, data: TrainData | None, loss: LossSpec | None, epochs: int,
                 learning_rate: float, batch_size: int, patience: int, seed: int = 0, quantize: str = "int8",
                 delegates: Iterable[str] = ("xnnpack",), progress: bool = False,
-                tensorboard_dir: str | None = None) -> tuple[Any, dict[str, Any]]:
+                tensorboard_dir: str | None = None, lr_schedule: str = "constant") -> tuple[Any, dict[str, Any]]:
     """Prune ``model`` while fine-tuning, strip the wrappers, and measure the result.
 
     Args:
@@ -403,6 +403,7 @@ def prune_model(model: Any, cfg: PruneConfig, *, data: TrainData | None, loss: L
     extra = [lambda log_dir: sk.PruningSummaries(log_dir=log_dir)] if tensorboard_dir else []
     fit = fine_tune(wrapped, data, loss=loss, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                     patience=patience, seed=seed, stage="prune", callbacks=[sk.UpdatePruningStep()],
+                    lr_schedule=lr_schedule,
                     best_from_epoch=plan.final_epoch, progress=progress, tensorboard_dir=tensorboard_dir,
                     extra_tensorboard=extra)
     stripped = fresh_copy(sk.strip_pruning(wrapped))

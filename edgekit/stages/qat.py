@@ -253,7 +253,7 @@ def quantize_model(model: Any, cfg: QatConfig, *, data: TrainData, loss: LossSpe
                    learning_rate: float, batch_size: int, patience: int, seed: int = 0,
                    input_sparsity: dict[str, dict[str, Any]] | None = None, clustered: bool = False,
                    choices: list[QatChoice] | None = None, progress: bool = False,
-                   tensorboard_dir: str | None = None) -> tuple[Any, dict[str, Any]]:
+                   tensorboard_dir: str | None = None, lr_schedule: str = "constant") -> tuple[Any, dict[str, Any]]:
     """Wrap ``model`` for QAT (scheme chosen from what ran before) and fine-tune it.
 
     Args:
@@ -275,7 +275,8 @@ def quantize_model(model: Any, cfg: QatConfig, *, data: TrainData, loss: LossSpe
     choices = choices if choices is not None else qat_plan(model, cfg, scheme=scheme)
     qat_model = build_qat_model(model, choices, scheme=scheme)
     fit = fine_tune(qat_model, data, loss=loss, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-                    patience=patience, seed=seed, stage="qat", progress=progress, tensorboard_dir=tensorboard_dir)
+                    patience=patience, seed=seed, stage="qat", progress=progress, tensorboard_dir=tensorboard_dir,
+                    lr_schedule=lr_schedule)
     metrics: dict[str, Any] = {"scheme": scheme, "layers": [c.as_dict() for c in choices if c.action != "quantize"],
                                "quantized_layers": sum(c.action in ("quantize", "fold") for c in choices),
                                "fit": fit.as_metrics()}

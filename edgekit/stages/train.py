@@ -21,7 +21,7 @@ from ..recipe import Recipe, resolve_recipe
 from . import cluster as cluster_stage
 from . import prune as prune_stage
 from . import qat as qat_stage
-from .finetune import make_split, resolve_loss
+from .finetune import DISTILL_KINDS, make_split, resolve_loss, with_teacher
 
 
 class _TargetView:
@@ -106,9 +106,11 @@ def run_stages(model: Any, ds: Any, settings: Any, *, progress: bool = False) ->
     delegates = list(getattr(target.runtime, "delegates", None) or [])
     tb = getattr(settings, "tensorboard", None)
     common = {"batch_size": tr.batch_size, "patience": tr.patience, "seed": tr.seed, "progress": progress,
-              "tensorboard_dir": tb}
+              "tensorboard_dir": tb, "lr_schedule": tr.lr_schedule}
     pruned_layers: dict[str, Any] | None = None
     clustered = False
+    teacher = model  # the float input model (after pre-flight fixes) guides every stage when distilling
+    distill = _distill_record(tr.distill, loss)
     from ..keras_backend import keras as _keras
 
     keras = _keras()
@@ -141,6 +143,8 @@ def run_stages(model: Any, ds: Any, settings: Any, *, progress: bool = False) ->
             cached = True
         else:
             _log(progress, f"{stage}: fine-tuning {epochs} epoch(s) on {data.n_train} samples")
+            if distill["applied"] and data.teacher_train is None:  # once, and only when some stage trains
+                data = with_teacher(data, teacher, loss=loss, weight=tr.distill)
             with cache.writer(key, stage=stage, info={"input_sha256": current}) as w:
                 if stage == "prune":
                     model, metrics = prune_stage.prune_model(
@@ -155,6 +159,8 @@ def run_stages(model: Any, ds: Any, settings: Any, *, progress: bool = False) ->
                         model, recipe.qat, data=data, loss=loss, epochs=epochs, learning_rate=lr,
                         input_sparsity=pruned_layers, clustered=clustered, choices=choices, **common)
                 metrics = _plain(metrics)
+                if distill["weight"]:
+                    metrics["distill"] = distill
                 if cache.enabled:
                     if stage == "qat":
                         model.save_weights(str(w.dir / "qat.weights.h5"))
@@ -177,6 +183,17 @@ def run_stages(model: Any, ds: Any, settings: Any, *, progress: bool = False) ->
         records.append({"name": stage, "seconds": round(time.perf_counter() - t, 3), "cached": cached,
                         "metrics": metrics, "key": key})
     return model, records
+
+
+def _distill_record(weight: float, loss: Any) -> dict[str, Any]:
+    """What the report says about knowledge distillation for this run."""
+    if not weight:
+        return {"weight": 0.0, "applied": False, "reason": "train.distill is 0"}
+    if loss.kind not in DISTILL_KINDS:
+        return {"weight": weight, "applied": False,
+                "reason": f"distillation needs a softmax or logits classifier; the loss is {loss.kind}"}
+    return {"weight": weight, "applied": True, "teacher": "the input model (float32)",
+            "reason": f"targets = {1 - weight:.2f} x labels + {weight:.2f} x the input model's probabilities"}
 
 
 def _output_hash(cache: StageCache, key: str) -> str | None:
