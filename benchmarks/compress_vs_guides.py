@@ -173,20 +173,27 @@ def _latency(path: str) -> float | None:
     return float(doc["latency_ms"]["p50"])
 
 
-def _paired(data: str, a_path: str, other_path: str) -> dict:
-    """Per-sample comparison of two models on the test split: where only one is right, and the exact
-    McNemar p-value (how likely a split this uneven is if both models were equally accurate)."""
+def _paired(data: str, a_path: str, others: dict[str, str]) -> dict[str, dict]:
+    """Per-sample comparison of (a) with each other model on the test split: where only one of the two
+    is right, and the exact McNemar p-value (how likely a split this uneven is if both were equally
+    accurate). The data is loaded and (a) is run once for all comparisons."""
     from scipy.stats import binomtest
 
     from edgekit.data import load_dataset
     from edgekit.interp import predict_tflite
 
     ds = load_dataset(data)
-    right = [np.argmax(predict_tflite(Path(p).read_bytes(), ds.x_test), axis=1) == ds.y_test
-             for p in (a_path, other_path)]
-    only_a, only_other = int(np.sum(right[0] & ~right[1])), int(np.sum(~right[0] & right[1]))
-    p_value = binomtest(only_a, only_a + only_other).pvalue if only_a + only_other else 1.0
-    return {"n": int(len(ds.y_test)), "only_a": only_a, "only_other": only_other, "p_value": float(p_value)}
+
+    def right(path: str) -> np.ndarray:
+        return np.argmax(predict_tflite(Path(path).read_bytes(), ds.x_test), axis=1) == ds.y_test
+
+    a_right, out = right(a_path), {}
+    for key, path in others.items():
+        other_right = right(path)
+        only_a, only_other = int(np.sum(a_right & ~other_right)), int(np.sum(~a_right & other_right))
+        p_value = binomtest(only_a, only_a + only_other).pvalue if only_a + only_other else 1.0
+        out[key] = {"n": int(len(ds.y_test)), "only_a": only_a, "only_other": only_other, "p_value": float(p_value)}
+    return out
 
 
 def run_case(name: str, *, epochs: int, work: Path, repeat: int = 1) -> dict:
@@ -217,8 +224,7 @@ def run_case(name: str, *, epochs: int, work: Path, repeat: int = 1) -> dict:
     ek75 = _edgekit(model, case["data"], work / f"{name}-a75", cache, "--epochs", str(epochs), "--prune", "0.75")
     for row in (ptq, guide, ek, ek75):
         row["latency_ms"] = _latency(row["path"])
-    ek["paired_vs_ptq"] = _paired(case["data"], ek["path"], ptq["path"])
-    ek["paired_vs_guide"] = _paired(case["data"], ek["path"], guide["path"])
+    ek.update(_paired(case["data"], ek["path"], {"paired_vs_ptq": ptq["path"], "paired_vs_guide": guide["path"]}))
     return {"name": name, "title": case["title"], "epochs": epochs, "float": {
         "accuracy": ek["float_accuracy"], "raw": ek["float_bytes"]}, "ptq": ptq, "guide": guide, "edgekit": ek,
         "edgekit_cached": ek_cached, "edgekit75": ek75}

@@ -422,12 +422,11 @@ def chart_key(fn: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str 
     the tool versions (matplotlib included). None when an argument cannot be put into a key."""
     from .versions import package_version
 
+    versions = {**key_versions(), "matplotlib": package_version("matplotlib") or "unknown"}
     try:
         source = Path(fn.__code__.co_filename).read_bytes()
         config = {"fn": f"{fn.__module__}.{fn.__qualname__}", "args": list(args), "kwargs": dict(kwargs)}
-        canonical_json(config)
+        return stage_key(input_sha256=hashlib.sha256(source).hexdigest(), stage=CHART_STAGE, stage_version=1,
+                         config=config, data_fingerprint=None, versions=versions)
     except (AttributeError, OSError, TypeError, ValueError):
         return None
-    versions = {**key_versions(), "matplotlib": package_version("matplotlib") or "unknown"}
-    return stage_key(input_sha256=hashlib.sha256(source).hexdigest(), stage=CHART_STAGE, stage_version=1,
-                     config=config, data_fingerprint=None, versions=versions)

@@ -52,6 +52,14 @@ def digits_npz(artifacts_dir) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def digits(digits_npz):
+    """``digits_npz`` loaded with :func:`edgekit.data.load_dataset` (read-only arrays: safe to share)."""
+    from edgekit.data import load_dataset
+
+    return load_dataset(str(digits_npz))
+
+
 _TINY_MODEL = """
 import sys, numpy as np, tf_keras as keras, tensorflow as tf
 tf.keras.utils.set_random_seed(0)

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from _compress_models import load_fresh, split_and_loss
-from edgekit.data import load_dataset
 from edgekit.errors import ConfigError
 from edgekit.recipe import ClusterConfig, PruneConfig, QatConfig
 from edgekit.stages import cluster as C
@@ -13,11 +12,6 @@ from edgekit.stages import qat as Q
 pytestmark = pytest.mark.tf
 
 TRAIN = dict(epochs=1, learning_rate=1e-3, batch_size=32, patience=2)
-
-
-@pytest.fixture(scope="module")
-def digits(digits_npz):
-    return load_dataset(str(digits_npz))
 
 
 def test_cluster_limits_distinct_weight_values(tiny_keras_model, digits):

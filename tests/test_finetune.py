@@ -4,17 +4,11 @@ import numpy as np
 import pytest
 
 from _compress_models import keras, load_fresh, split_and_loss
-from edgekit.data import load_dataset
 from edgekit.errors import ConfigError
 from edgekit.recipe import describe, resolve_recipe
 from edgekit.stages.finetune import LossSpec, _targets, fine_tune, with_teacher
 
 pytestmark = pytest.mark.tf
-
-
-@pytest.fixture(scope="module")
-def digits(digits_npz):
-    return load_dataset(str(digits_npz))
 
 
 def test_teacher_targets_mix_labels_with_the_teachers_probabilities(tiny_keras_model, digits):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from _compress_models import load_fresh, split_and_loss, xnnpack_model
-from edgekit.data import dataset_from_arrays, load_dataset
+from edgekit.data import dataset_from_arrays
 from edgekit.errors import ConfigError
 from edgekit.recipe import PruneConfig
 from edgekit.stages import prune as P
@@ -12,11 +12,6 @@ from edgekit.stages.finetune import make_split, resolve_loss
 pytestmark = pytest.mark.tf
 
 TRAIN = dict(epochs=1, learning_rate=1e-3, batch_size=32, patience=2)
-
-
-@pytest.fixture(scope="module")
-def digits(digits_npz):
-    return load_dataset(str(digits_npz))
 
 
 def test_prune_sparsity_zero_changes_nothing(tiny_keras_model, digits):

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from _compress_models import load_fresh, odd_layers_model, split_and_loss, subclassed_model
-from edgekit.data import load_dataset
 from edgekit.errors import ModelError
 from edgekit.recipe import PruneConfig, QatConfig
 from edgekit.stages import prune as P
@@ -13,11 +12,6 @@ from edgekit.stages.convert import convert_keras, verify_conversion
 pytestmark = pytest.mark.tf
 
 TRAIN = dict(epochs=1, learning_rate=1e-3, batch_size=32, patience=2)
-
-
-@pytest.fixture(scope="module")
-def digits(digits_npz):
-    return load_dataset(str(digits_npz))
 
 
 def test_qat_after_pruning_preserves_sparsity_through_int8_conversion(tiny_keras_model, digits):

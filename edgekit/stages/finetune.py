@@ -265,14 +265,21 @@ def with_teacher(data: TrainData, teacher: Any, *, loss: LossSpec, weight: float
                      teacher_val=probs(data.x_val), distill=float(weight))
 
 
+def _soft_target_loss(loss: LossSpec) -> LossSpec:
+    """The loss for soft (distillation) targets: the dense categorical form of ``loss``. With a weight
+    of at most 0.5 every target's argmax is still its label, so categorical accuracy stays the
+    accuracy on the labels."""
+    return LossSpec("categorical_crossentropy", "categorical", loss.from_logits, loss.source, loss.reason)
+
+
 def _targets(loss: LossSpec, y: np.ndarray, teacher: np.ndarray | None, weight: float, *,
              output_units: int | None) -> np.ndarray:
     """The fit targets: labels in the loss's form, mixed with the teacher's probabilities when given."""
     if teacher is None:
         return prepare_labels(loss, y, output_units=output_units)
-    units = teacher.shape[1]
-    one_hot = y.astype(np.float32) if (y.ndim == 2 and y.shape[1] == units) else \
-        np.eye(units, dtype=np.float32)[y.reshape(-1).astype(np.int64)]
+    if y.ndim == 2 and y.shape[1] == 1:  # class ids stored as a column
+        y = y[:, 0]
+    one_hot = prepare_labels(_soft_target_loss(loss), y, output_units=teacher.shape[1]).astype(np.float32)
     return ((1.0 - weight) * one_hot + weight * teacher).astype(np.float32)
 
 
@@ -376,14 +383,11 @@ def fine_tune(model: Any, data: TrainData, *, loss: LossSpec, epochs: int, learn
     keras = _keras()
     keras.utils.set_random_seed(seed)
     out_units = output_info(model)["units"]
+    if data.teacher_train is not None:
+        loss = _soft_target_loss(loss)
     y_train = _targets(loss, data.y_train, data.teacher_train, data.distill, output_units=out_units)
     y_val = _targets(loss, data.y_val, data.teacher_val, data.distill, output_units=out_units)
-    distilling = data.teacher_train is not None
-    # soft targets need the dense form of the cross-entropy; with weight <= 0.5 the argmax of every
-    # target is still its label, so categorical accuracy stays the accuracy on the labels
-    loss_obj, metrics = _loss_and_metrics(keras, LossSpec("categorical_crossentropy", "categorical",
-                                                          loss.from_logits, loss.source, loss.reason)
-                                          if distilling else loss)
+    loss_obj, metrics = _loss_and_metrics(keras, loss)
     model.compile(optimizer=keras.optimizers.Adam(_learning_rate(keras, learning_rate, lr_schedule,
                                                                  steps=epochs * steps_per_epoch(data.n_train,
                                                                                                 batch_size))),
