@@ -61,6 +61,10 @@ def test_recipe_distill_is_bounded_and_shown_in_the_plan(tmp_path):
     with pytest.raises(ConfigError) as err:
         resolve_recipe(target_defaults={}, recipe_path=str(recipe_file), flags={})
     assert "distill" in str(err.value) and "0.5" in str(err.value)
+    recipe_file.write_text("version: 1\ntrain: {lr_schedule: step}\n")
+    with pytest.raises(ConfigError) as err:
+        resolve_recipe(target_defaults={}, recipe_path=str(recipe_file), flags={})
+    assert "lr_schedule" in str(err.value) and "cosine" in str(err.value)
     recipe_file.write_text("version: 1\ntrain: {distil: 0.3}\n")
     with pytest.raises(ConfigError, match="did you mean 'train.distill'"):
         resolve_recipe(target_defaults={}, recipe_path=str(recipe_file), flags={})
